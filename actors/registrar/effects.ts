@@ -1,0 +1,187 @@
+// Effects of the registration lifecycle: repository and KV work behind the machine's named actors.
+import type { NatsConnection } from 'nats';
+import { fromPromise } from 'xstate';
+import type { GenerateReply, ModelRecord, ProfileRecord, RegisterRequest, VariantRecord } from '../../schemas/registry.js';
+import { GenerateReply as GenerateReplySchema } from '../../schemas/registry.js';
+import { validate as validateSchema } from '../../schemas/validate.js';
+import { keys, objects, services, subjects } from '../../subjects/index.js';
+import { decodeJson, encodeJson } from '../../runtime/codec.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../../runtime/errors.js';
+import { publishRegistryEvent } from '../../runtime/events.js';
+import type { Logger } from '../../runtime/log.js';
+import { createSession, modelSignature, parseModel, signatureMismatches } from '../../runtime/onnx-session.js';
+import {
+  deleteObjects, entryValue, kvCreate, kvGet, kvModify, kvPurgeAll, objectBytes, putObject, type Stores,
+} from '../../runtime/store.js';
+import { parseValidationSet } from '../../runtime/validation-set.js';
+import type { ProfilingSummary } from './machine.js';
+
+export interface RegistrarOptions {
+  /** Largest model file accepted (bytes). */
+  maxModelBytes: number;
+  /** How long generation may take before the registration fails. */
+  generateTimeoutMs: number;
+  /** How long profiling of all variants may take before the registration fails. */
+  profileTimeoutMs: number;
+  /** Identifies this registrar in model records (which controller owns an in-progress registration). */
+  registrarId: string;
+}
+
+export const defaultRegistrarOptions: Omit<RegistrarOptions, 'registrarId'> = {
+  maxModelBytes: 256 * 1024 * 1024,
+  generateTimeoutMs: 120_000,
+  profileTimeoutMs: 30 * 60_000,
+};
+
+export interface RegistrarDeps {
+  nc: NatsConnection;
+  stores: Stores;
+  log: Logger;
+  options: RegistrarOptions;
+}
+
+const now = () => new Date().toISOString();
+
+async function checkAndStore(deps: RegistrarDeps, req: RegisterRequest): Promise<ModelRecord> {
+  const { stores, options } = deps;
+  if ((req.validation === undefined) === (req.declaredAccuracy === undefined)) {
+    throw new InfaasError(ErrorCode.BadRequest, 'give exactly one of "validation" (a validation set object) or "declaredAccuracy"');
+  }
+  const info = await stores.repository.info(req.object);
+  if (!info || info.deleted) {
+    throw new InfaasError(ErrorCode.ObjectNotFound, `object "${req.object}" is not in the model repository: upload it first (infaas register does this, or: nats obj put infaas_repo FILE --name ${req.object})`, { object: req.object });
+  }
+  if (info.size > options.maxModelBytes) {
+    throw new InfaasError(ErrorCode.PayloadTooLarge, `model file is ${info.size} bytes; the limit is ${options.maxModelBytes}`);
+  }
+  const bytes = await objectBytes(stores.repository, req.object);
+  const proto = parseModel(bytes);
+  try {
+    const s = await createSession(bytes, { graphOptimizationLevel: 'basic', intraOpThreads: 1, executionProvider: 'cpu' });
+    await s.release();
+  } catch (err) {
+    throw new InfaasError(ErrorCode.ModelLoadFailed, `ONNX Runtime cannot load "${req.object}": ${(err as Error).message.split('\n')[0]}`);
+  }
+  const sig = modelSignature(proto);
+  const problems = [...signatureMismatches(req.inputs, sig.inputs, 'input'), ...signatureMismatches(req.outputs, sig.outputs, 'output')];
+  if (problems.length > 0) {
+    throw new InfaasError(ErrorCode.SignatureMismatch, `declared inputs/outputs do not match the model: ${problems.join('; ')}`, { problems, model: sig });
+  }
+  let validation: ModelRecord['validation'];
+  let validationBytes: Uint8Array | undefined;
+  if (req.validation) {
+    const vinfo = await stores.repository.info(req.validation.object);
+    if (!vinfo || vinfo.deleted) {
+      throw new InfaasError(ErrorCode.ObjectNotFound, `validation set "${req.validation.object}" is not in the model repository`, { object: req.validation.object });
+    }
+    validationBytes = await objectBytes(stores.repository, req.validation.object);
+    const set = parseValidationSet(validationBytes, req.inputs, req.outputs);
+    validation = { object: objects.validationSet(req.name), samples: set.samples };
+  }
+  await putObject(stores.repository, objects.model(req.name), bytes, `${req.name}: registered model`);
+  if (validationBytes) await putObject(stores.repository, objects.validationSet(req.name), validationBytes, `${req.name}: validation set`);
+  return {
+    name: req.name, task: req.task, dataset: req.dataset, framework: 'onnx', inputs: req.inputs, outputs: req.outputs,
+    submitter: req.submitter, ...(req.description ? { description: req.description } : {}),
+    status: 'generating', object: objects.model(req.name), sizeBytes: bytes.byteLength,
+    ...(validation ? { validation } : {}), ...(req.declaredAccuracy !== undefined ? { declaredAccuracy: req.declaredAccuracy } : {}),
+    variants: [], registrar: deps.options.registrarId, createdAt: now(), updatedAt: now(),
+  };
+}
+
+/** Deletes everything a registration may have written: records, profiles, variant and model files. */
+export async function removeModel(stores: Stores, name: string): Promise<{ variants: number; profiles: number; objects: number }> {
+  const profiles = await kvPurgeAll(stores.profiles, keys.profilesOf(name));
+  const variants = await kvPurgeAll(stores.variants, keys.variantsOf(name));
+  const objectCount = await deleteObjects(stores.repository, objects.ownedBy(name));
+  await stores.models.purge(keys.model(name));
+  return { variants, profiles, objects: objectCount };
+}
+
+async function requestJson(nc: NatsConnection, subject: string, body: unknown, timeout: number): Promise<unknown> {
+  const reply = await nc.request(subject, encodeJson(body), { timeout }).catch((err: Error & { code?: string }) => {
+    if (err.code === '503') throw new InfaasError(ErrorCode.NoProfiler, 'no profiler/generator worker is running: start one with `infaas worker` (or `infaas up`)');
+    if (err.code === 'TIMEOUT') throw new InfaasError(ErrorCode.Timeout, `${subject} did not answer within ${timeout} ms`);
+    throw err;
+  });
+  const data = decodeJson(reply.data);
+  if (reply.headers?.get('Nats-Service-Error-Code')) throw InfaasError.fromBody(data as ErrorBody);
+  return data;
+}
+
+async function awaitProfiles(deps: RegistrarDeps, model: ModelRecord, variants: VariantRecord[], signal: AbortSignal): Promise<ProfilingSummary> {
+  const { stores, nc, options } = deps;
+  // Fail fast when no profiler exists at all, rather than waiting out the whole timeout.
+  const pings = await nc.request(`$SRV.PING.${services.profiler}`, new Uint8Array(), { timeout: 2000 }).catch(() => undefined);
+  if (!pings) throw new InfaasError(ErrorCode.NoProfiler, 'no profiler worker is running: start one with `infaas worker` (or `infaas up`)');
+  const ids = new Set(variants.map((v) => v.id));
+  const byClass = new Map<string, Map<string, ProfileRecord>>();
+  const iter = await stores.profiles.watch({ key: keys.profilesOf(model.name) });
+  const timer = setTimeout(() => iter.stop(), options.profileTimeoutMs);
+  const abort = () => iter.stop();
+  signal.addEventListener('abort', abort);
+  try {
+    for await (const e of iter) {
+      const p = entryValue<ProfileRecord>(e);
+      if (!p || !ids.has(p.variant)) continue;
+      if (p.status === 'failed') throw new InfaasError(ErrorCode.ProfilingFailed, `profiling ${p.variant} on ${p.hardwareClass} failed: ${p.error ?? 'unknown error'}`);
+      const cls = byClass.get(p.hardwareClass) ?? new Map<string, ProfileRecord>();
+      byClass.set(p.hardwareClass, cls);
+      cls.set(p.variant, p);
+      const terminal = [...cls.values()].filter((x) => x.status === 'done' || x.status === 'unsupported');
+      publishRegistryEvent(nc, 'registration.progress', model.name, `${terminal.length}/${ids.size} variants profiled on ${p.hardwareClass}`, { progress: terminal.length / ids.size, hardwareClass: p.hardwareClass });
+      if (terminal.length === ids.size && terminal.some((x) => x.status === 'done')) {
+        return { hardwareClass: p.hardwareClass, profiled: terminal.filter((x) => x.status === 'done').length, unsupported: terminal.filter((x) => x.status === 'unsupported').length };
+      }
+    }
+    throw new InfaasError(signal.aborted ? ErrorCode.Internal : ErrorCode.Timeout, signal.aborted ? 'registrar stopped' : `profiling did not finish within ${options.profileTimeoutMs} ms`);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', abort);
+    iter.stop();
+  }
+}
+
+/** The named actors for registrationMachine.provide(). */
+export function registrationActors(deps: RegistrarDeps) {
+  const { stores, nc, options } = deps;
+  return {
+    validate: fromPromise<ModelRecord, { request: RegisterRequest }>(async ({ input }) => {
+      const req = input.request;
+      const claim: Partial<ModelRecord> = { name: req.name, status: 'validating', registrar: options.registrarId, createdAt: now(), updatedAt: now() };
+      if ((await kvCreate(stores.models, keys.model(req.name), claim)) === false) {
+        throw new InfaasError(ErrorCode.DuplicateModel, `a model named "${req.name}" is already registered (unregister it first, or choose another name)`, { name: req.name });
+      }
+      try {
+        const record = await checkAndStore(deps, req);
+        await stores.models.put(keys.model(req.name), encodeJson(record));
+        return record;
+      } catch (err) {
+        await deleteObjects(stores.repository, objects.ownedBy(req.name)).catch(() => 0);
+        await stores.models.purge(keys.model(req.name)).catch(() => undefined);
+        throw err;
+      }
+    }),
+    generate: fromPromise<VariantRecord[], { model: ModelRecord }>(async ({ input }) => {
+      const reply = validateSchema(GenerateReplySchema, await requestJson(nc, subjects.profiler.generate, { model: input.model.name }, options.generateTimeoutMs), 'generate reply') as GenerateReply;
+      for (const v of reply.variants) await stores.variants.put(v.id, encodeJson(v));
+      await kvModify<ModelRecord>(stores.models, keys.model(input.model.name), (m) => ({ ...m, status: 'profiling', variants: reply.variants.map((v) => v.id), updatedAt: now() }));
+      return reply.variants;
+    }),
+    awaitProfiles: fromPromise<ProfilingSummary, { model: ModelRecord; variants: VariantRecord[] }>(({ input, signal }) =>
+      awaitProfiles(deps, input.model, input.variants, signal)),
+    complete: fromPromise<ModelRecord, { model: ModelRecord }>(async ({ input }) => {
+      const done = await kvModify<ModelRecord>(stores.models, keys.model(input.model.name), (m) => ({ ...m, status: 'registered', updatedAt: now() }));
+      if (!done) throw new InfaasError(ErrorCode.ModelNotFound, `model ${input.model.name} vanished during registration`);
+      return done;
+    }),
+    rollback: fromPromise<void, { name: string }>(async ({ input }) => {
+      const removed = await removeModel(stores, input.name);
+      deps.log.info({ model: input.name, ...removed }, 'rolled back failed registration');
+    }),
+  };
+}
+
+export async function modelRecord(stores: Stores, name: string): Promise<ModelRecord | undefined> {
+  return (await kvGet<ModelRecord>(stores.models, keys.model(name)))?.value;
+}

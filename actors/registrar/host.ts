@@ -1,0 +1,128 @@
+// Hosts the registrar: the infaas-registry micro service, one registration actor per request, and
+// an in-memory view of the registry rebuilt from KV watches on every start.
+import { nanoid } from 'nanoid';
+import { RequestStrategy, type NatsConnection, type Service } from 'nats';
+import { createActor, type ActorRefFrom } from 'xstate';
+import { ModelsRequest, NameRequest, RegisterRequest, type ModelRecord, type RegisterReply } from '../../schemas/registry.js';
+import { services, subjects } from '../../subjects/index.js';
+import { decodeJson } from '../../runtime/codec.js';
+import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../runtime/errors.js';
+import { publishRegistryEvent } from '../../runtime/events.js';
+import type { Logger } from '../../runtime/log.js';
+import { RegistryView } from '../../runtime/registry-view.js';
+import { addJsonEndpoint } from '../../runtime/service.js';
+import type { Stores } from '../../runtime/store.js';
+import { defaultRegistrarOptions, registrationActors, removeModel, type RegistrarOptions } from './effects.js';
+import { registrationMachine } from './machine.js';
+
+export interface Registrar {
+  readonly id: string;
+  readonly view: RegistryView;
+  stop(): Promise<void>;
+}
+
+export interface RegistrarConfig {
+  nc: NatsConnection;
+  stores: Stores;
+  log: Logger;
+  options?: Partial<Omit<RegistrarOptions, 'registrarId'>>;
+}
+
+export const VERSION = '0.1.0';
+
+/** Ids of registrar instances answering right now (micro-service PING, all replies within 500 ms). */
+async function liveRegistrars(nc: NatsConnection): Promise<Set<string>> {
+  const ids = new Set<string>();
+  const replies = await nc.requestMany(`$SRV.PING.${services.registry}`, new Uint8Array(), { maxWait: 500, strategy: RequestStrategy.Timer });
+  for await (const m of replies) ids.add((decodeJson(m.data) as { id: string }).id);
+  return ids;
+}
+
+export async function startRegistrar(config: RegistrarConfig): Promise<Registrar> {
+  const { nc, stores } = config;
+  const view = new RegistryView(config.log);
+  await view.start(stores);
+  const srv: Service = await nc.services.add({
+    name: services.registry, version: VERSION, description: 'INFaaS model registry: register, list, inspect, unregister models',
+    queue: 'infaas-registrars',
+  });
+  const id = srv.info().id;
+  const log = config.log.child({ actor: 'registrar', id });
+  const options: RegistrarOptions = Object.freeze({ ...defaultRegistrarOptions, ...config.options, registrarId: id });
+  const deps = { nc, stores, log, options };
+  const running = new Map<string, ActorRefFrom<typeof registrationMachine>>();
+
+  // A registration whose registrar died part-way is rolled back, so nothing half-registered stays.
+  const alive = await liveRegistrars(nc);
+  for (const m of view.models.values()) {
+    if (m.status !== 'registered' && !alive.has(m.registrar)) {
+      log.warn({ model: m.name, status: m.status, registrar: m.registrar }, 'rolling back a registration abandoned by a stopped registrar');
+      await removeModel(stores, m.name);
+      publishRegistryEvent(nc, 'registration.failed', m.name, 'registration abandoned by a stopped registrar: rolled back', { error: { code: ErrorCode.Internal, message: 'registrar stopped' } });
+    }
+  }
+
+  addJsonEndpoint(srv, {
+    name: 'register', subject: subjects.registry.register, schema: RegisterRequest,
+    handle: (request) => new Promise<RegisterReply>((resolve, reject) => {
+      const machine = registrationMachine.provide({
+        actors: registrationActors(deps),
+        actions: {
+          accept: (_, { model }) => resolve({ model: model.name, status: model.status, events: subjects.events.model(model.name) }),
+          reject: (_, { error }) => reject(new InfaasError(Object.values(ErrorCode).includes(error.code as Code) ? (error.code as Code) : ErrorCode.Internal, error.message)),
+          report: (_, p) => publishRegistryEvent(nc, p.type, request.name, p.message, p.error ? { error: p.error } : {}),
+        },
+      });
+      const actor = createActor(machine, { input: { request }, id: `registration-${request.name}-${nanoid(6)}` });
+      actor.subscribe({
+        next: (s) => log.debug({ model: request.name, state: s.value }, 'registration state'),
+        error: (err) => { log.error({ err, model: request.name }, 'registration actor crashed'); reject(err); },
+        complete: () => {
+          if (running.get(request.name) === actor) running.delete(request.name);
+          const out = actor.getSnapshot().output;
+          if (out?.status === 'failed') log.warn({ model: request.name, error: out.error }, 'registration failed');
+          else log.info({ model: request.name }, 'model registered');
+        },
+      });
+      actor.start();
+      if (actor.getSnapshot().status === 'active') running.set(request.name, actor);
+    }),
+  }, log);
+
+  addJsonEndpoint(srv, {
+    name: 'models', subject: subjects.registry.models, schema: ModelsRequest,
+    handle: async (req) => ({ models: view.modelsByTask(req.task) }),
+  }, log);
+
+  const known = (name: string): ModelRecord => {
+    const m = view.models.get(name);
+    if (!m || !m.task) throw new InfaasError(ErrorCode.ModelNotFound, `no model named "${name}" (list them with: infaas models)`, { name });
+    return m;
+  };
+
+  addJsonEndpoint(srv, {
+    name: 'info', subject: subjects.registry.info, schema: NameRequest,
+    handle: async (req) => ({ model: known(req.name), variants: view.variantsOf(req.name) }),
+  }, log);
+
+  addJsonEndpoint(srv, {
+    name: 'unregister', subject: subjects.registry.unregister, schema: NameRequest,
+    handle: async (req) => {
+      const m = known(req.name);
+      if (m.status !== 'registered') throw new InfaasError(ErrorCode.ModelBusy, `"${req.name}" is still being registered (${m.status}); try again when it finishes`);
+      const removed = await removeModel(stores, req.name);
+      publishRegistryEvent(nc, 'model.unregistered', req.name, `${req.name} unregistered`);
+      return { removed };
+    },
+  }, log);
+
+  log.info({ models: view.models.size }, 'registrar started');
+  return {
+    id, view,
+    stop: async () => {
+      await srv.stop();
+      for (const a of running.values()) a.stop();
+      view.stop();
+    },
+  };
+}

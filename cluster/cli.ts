@@ -1,0 +1,180 @@
+// The infaas command line: local development stack, controller/worker processes, registry commands.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import type { DType, TensorSpec } from '../schemas/tensor.js';
+import { DTYPES } from '../schemas/tensor.js';
+import { RegistryClient, type ModelInfo } from '../runtime/client.js';
+import { InfaasError } from '../runtime/errors.js';
+import { createLogger } from '../runtime/log.js';
+import { readEnv } from './config.js';
+import { startStack, type Stack } from './local.js';
+import { registrationProgress } from './progress.js';
+import { modelsTable, variantsTable } from './report.js';
+import { registerZoo } from './zoo.js';
+
+const env = readEnv();
+const print = (s: string): void => { process.stdout.write(s + '\n'); };
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -1 || n > 65535) throw new InvalidArgumentError('a port number (or -1 for any free port)');
+  return n;
+}
+
+/** "image:float32:?x1x28x28" -> {name, dtype, shape}; '?' marks a dynamic (batch) dimension. */
+export function parseTensorSpec(text: string): TensorSpec {
+  const [name, dtype, dims] = text.split(':');
+  if (!name || !dtype || !dims || !(DTYPES as readonly string[]).includes(dtype)) {
+    throw new InvalidArgumentError(`expected name:dtype:dims such as image:float32:?x1x28x28 (dtypes: ${DTYPES.join(', ')})`);
+  }
+  const shape = dims.split('x').map((d) => (d === '?' || d === 'N' ? null : Number(d)));
+  if (shape.some((d) => d !== null && (!Number.isInteger(d) || d < 1))) throw new InvalidArgumentError(`bad dimensions "${dims}"`);
+  return { name, dtype: dtype as DType, shape };
+}
+
+const collect = (v: string, prev: TensorSpec[]) => [...prev, parseTensorSpec(v)];
+
+async function withStack<T>(opts: { nats?: string }, controller: boolean, worker: boolean, fn: (s: Stack) => Promise<T>): Promise<T> {
+  const log = createLogger({ level: env.logLevel });
+  const stack = await startStack({ log, natsUrl: opts.nats ?? env.natsUrl ?? 'nats://127.0.0.1:4222', dataDir: env.dataDir, controller, worker, name: 'infaas-cli' });
+  try { return await fn(stack); } finally { await stack.stop(); }
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+const program = new Command('infaas').description('Model-less inference serving on NATS').showHelpAfterError();
+
+program.command('up')
+  .description('start the local NATS store, registrar and profiler; register the built-in zoo; print its variants')
+  .option('-p, --port <port>', 'NATS port for the embedded server', parsePort, env.natsPort)
+  .option('--once', 'exit after printing the table instead of serving')
+  .option('--quick', 'shorter profiling (fewer runs, 500 validation samples): for a fast look')
+  .option('--models <names>', 'register only these zoo models (comma-separated)', (v) => v.split(','))
+  .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[] }) => {
+    const log = createLogger({ level: env.logLevel });
+    const started = Date.now();
+    const stack = await startStack({
+      log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up',
+      profiler: { hardwareClass: env.hardwareClass, measure: o.quick ? { minRuns: 10, minTimeMs: 30, maxValidationSamples: 500 } : {} },
+    });
+    print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats)`);
+    try {
+      const client = new RegistryClient(stack.nc, stack.stores);
+      const progress = registrationProgress();
+      const outcomes = await registerZoo(client, { onEvent: progress.onEvent, only: o.models }).finally(() => progress.done());
+      for (const z of outcomes) print(`${z.name}: ${z.outcome}`);
+      const infos: ModelInfo[] = [];
+      for (const m of await client.models()) infos.push(await client.info(m.name));
+      print('');
+      print(modelsTable(infos.map((i) => i.model)));
+      print('');
+      print(variantsTable(infos));
+      print(`\n${infos.reduce((n, i) => n + i.variants.length, 0)} variants of ${infos.length} models; took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (!o.once) {
+        print(`serving: follow events with  nats sub 'infaas.events.>' -s ${stack.url}   (Ctrl-C to stop)`);
+        await waitForSignal();
+      }
+    } finally {
+      await stack.stop();
+    }
+  });
+
+program.command('nats')
+  .description('run only the embedded NATS server with JetStream (foreground)')
+  .option('-p, --port <port>', 'port', parsePort, env.natsPort)
+  .action(async (o: { port: number }) => {
+    const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
+    const { startLocalNats } = await import('../runtime/local-nats.js');
+    const s = await startLocalNats({ storeDir: `${env.dataDir}/nats`, port: o.port, log });
+    print(`NATS at ${s.url}${s.reused ? ' (already running)' : ''}; Ctrl-C to stop`);
+    await waitForSignal();
+    await s.stop();
+  });
+
+for (const [name, controller, worker, description] of [
+  ['controller', true, false, 'run the controller actors (registrar) against a NATS server'],
+  ['worker', false, true, 'run the worker actors (variant generator, profiler) against a NATS server'],
+] as const) {
+  program.command(name).description(description)
+    .option('-s, --nats <url>', 'NATS server URL', env.natsUrl ?? 'nats://127.0.0.1:4222')
+    .option('--hardware-class <class>', 'hardware class this worker profiles for (default cpu-<threads>t)', env.hardwareClass)
+    .option('--threads <n>', 'threads this worker may use', (v) => Number(v))
+    .action(async (o: { nats: string; hardwareClass?: string; threads?: number }) => {
+      const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
+      const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller, worker, name: `infaas-${name}`, profiler: { hardwareClass: o.hardwareClass, threads: o.threads } });
+      print(`${name} connected to ${o.nats}; Ctrl-C to stop`);
+      await waitForSignal();
+      await stack.stop();
+    });
+}
+
+program.command('register <file>')
+  .description('upload an ONNX model and register it (waits for variants and profiles)')
+  .requiredOption('--name <name>', 'model name (architecture), unique')
+  .requiredOption('--task <task>', 'task, e.g. digit-classification')
+  .requiredOption('--dataset <dataset>', 'dataset the model was trained on')
+  .requiredOption('--input <spec>', 'input name:dtype:dims, e.g. image:float32:?x1x28x28 (repeatable)', collect, [])
+  .requiredOption('--output <spec>', 'output name:dtype:dims, e.g. logits:float32:?x10 (repeatable)', collect, [])
+  .option('--validation <file>', 'validation set file (MessagePack {inputs, labels}; see docs/registry.md)')
+  .option('--declared-accuracy <fraction>', 'declared top-1 accuracy in [0,1] when there is no validation set', (v) => Number(v))
+  .option('--submitter <who>', 'who registers it', process.env.USER ?? 'unknown')
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (file: string, o: { name: string; task: string; dataset: string; input: TensorSpec[]; output: TensorSpec[]; validation?: string; declaredAccuracy?: number; submitter: string; nats?: string }) => {
+    await withStack(o, false, false, async (stack) => {
+      const client = new RegistryClient(stack.nc, stack.stores);
+      const object = await client.upload(readFileSync(file), basename(file));
+      const validation = o.validation ? await client.upload(readFileSync(o.validation), basename(o.validation)) : undefined;
+      const progress = registrationProgress();
+      try {
+        const info = await client.register({
+          name: o.name, task: o.task, dataset: o.dataset, framework: 'onnx', object, inputs: o.input, outputs: o.output, submitter: o.submitter,
+          ...(validation ? { validation: { object: validation } } : {}), ...(o.declaredAccuracy !== undefined ? { declaredAccuracy: o.declaredAccuracy } : {}),
+        }, { onEvent: progress.onEvent });
+        progress.done();
+        print(variantsTable([info]));
+      } finally {
+        progress.done();
+        await client.deleteUpload(object);
+        if (validation) await client.deleteUpload(validation);
+      }
+    });
+  });
+
+program.command('models').description('list registered models')
+  .option('--task <task>', 'only this task').option('-s, --nats <url>', 'NATS server URL')
+  .action(async (o: { task?: string; nats?: string }) => withStack(o, false, false, async (s) => print(modelsTable(await new RegistryClient(s.nc, s.stores).models(o.task)))));
+
+program.command('info <name>').description("show a model's variants and their profiles")
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => print(variantsTable([await new RegistryClient(s.nc, s.stores).info(name)]))));
+
+program.command('unregister <name>').description('remove a model, its variants, profiles and files')
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => {
+    const r = await new RegistryClient(s.nc, s.stores).unregister(name);
+    print(`removed ${name}: ${r.removed.variants} variants, ${r.removed.profiles} profiles, ${r.removed.objects} files`);
+  }));
+
+program.command('zoo').description('register the built-in zoo on a running system')
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
+    const progress = registrationProgress();
+    const outcomes = await registerZoo(new RegistryClient(s.nc, s.stores), { onEvent: progress.onEvent }).finally(() => progress.done());
+    for (const z of outcomes) print(`${z.name}: ${z.outcome}`);
+  }));
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof InfaasError) process.stderr.write(`error ${err.code}: ${err.message}\n`);
+    else process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

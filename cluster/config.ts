@@ -1,0 +1,20 @@
+// Process configuration from the environment: the only place that reads env vars.
+import { resolve } from 'node:path';
+
+export interface EnvConfig {
+  natsUrl?: string;
+  dataDir: string;
+  logLevel: string;
+  hardwareClass?: string;
+  natsPort: number;
+}
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvConfig {
+  return {
+    natsUrl: env.INFAAS_NATS_URL || undefined,
+    dataDir: resolve(env.INFAAS_DATA_DIR || '.infaas'),
+    logLevel: env.INFAAS_LOG_LEVEL || 'warn',
+    hardwareClass: env.INFAAS_HARDWARE_CLASS || undefined,
+    natsPort: Number(env.INFAAS_NATS_PORT || 4222),
+  };
+}

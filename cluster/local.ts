@@ -1,0 +1,49 @@
+// Composition roots: connect to (or embed) NATS and start the controller and worker actors.
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
+import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
+import { startLocalNats, type LocalNats } from '../runtime/local-nats.js';
+import type { Logger } from '../runtime/log.js';
+import { closeBus, connectBus } from '../runtime/nats.js';
+import { openStores, type Stores } from '../runtime/store.js';
+
+export interface Stack {
+  url: string;
+  nc: NatsConnection;
+  stores: Stores;
+  registrar?: Registrar;
+  profiler?: Profiler;
+  server?: LocalNats;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  log: Logger;
+  /** Connect here; when absent, start (or reuse) the embedded server in dataDir. */
+  natsUrl?: string;
+  dataDir: string;
+  port?: number;
+  controller: boolean;
+  worker: boolean;
+  profiler?: Omit<ProfilerConfig, 'nc' | 'stores' | 'log'>;
+  name?: string;
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const server = o.natsUrl ? undefined : await startLocalNats({ storeDir: join(o.dataDir, 'nats'), port: o.port, log: o.log });
+  const url = o.natsUrl ?? server!.url;
+  const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log });
+  const stores = await openStores(nc);
+  const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
+  const profiler = o.worker ? await startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
+  return {
+    url, nc, stores, registrar, profiler, server,
+    stop: async () => {
+      await profiler?.stop();
+      await registrar?.stop();
+      await closeBus(nc);
+      await server?.stop();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+// Human-readable reports: models, and models x variants with their measured profiles.
+import type { ModelRecord } from '../schemas/registry.js';
+import type { ModelInfo } from '../runtime/client.js';
+import { fmtBytes, fmtMs, formatTable } from '../runtime/table.js';
+
+export function modelsTable(models: ModelRecord[]): string {
+  return formatTable(
+    ['model', 'task', 'status', 'variants', 'size', 'validation', 'submitter'],
+    models.map((m) => [m.name, m.task, m.status, m.variants.length, fmtBytes(m.sizeBytes), m.validation ? `${m.validation.samples} samples` : `declared ${m.declaredAccuracy}`, m.submitter]),
+  );
+}
+
+/** One row per variant and hardware class: load time, p50 latency per batch size, memory, accuracy. */
+export function variantsTable(infos: ModelInfo[], batches: number[] = [1, 8, 32]): string {
+  const rows: (string | number)[][] = [];
+  for (const info of infos) {
+    for (const v of info.variants) {
+      const suffix = v.id.slice(v.model.length + 1);
+      const classes = Object.keys(v.profiles).sort();
+      if (classes.length === 0) rows.push([v.model, suffix, fmtBytes(v.sizeBytes), '-', '-', ...batches.map(() => '-'), '-', '-']);
+      for (const cls of classes) {
+        const p = v.profiles[cls];
+        const at = (b: number) => p.latency?.find((l) => l.batch === b);
+        rows.push([
+          v.model, suffix, fmtBytes(v.sizeBytes), cls, p.status === 'done' ? fmtMs(p.loadMs) : p.status,
+          ...batches.map((b) => (at(b) ? `${fmtMs(at(b)!.p50Ms)}/${fmtMs(at(b)!.p99Ms)}` : '-')),
+          fmtBytes(p.peakMemoryBytes),
+          p.accuracy !== undefined ? `${(p.accuracy * 100).toFixed(2)}%${p.accuracySource === 'declared' ? '*' : ''}` : '-',
+        ]);
+      }
+    }
+  }
+  return formatTable(['model', 'variant', 'file', 'hw class', 'load ms', ...batches.map((b) => `b${b} p50/p99 ms`), 'peak mem', 'accuracy'], rows);
+}

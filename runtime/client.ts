@@ -1,0 +1,93 @@
+// Client library for the registry: upload files, register (following progress events), list, inspect.
+import { customAlphabet } from 'nanoid';
+import type { NatsConnection } from 'nats';
+import type { ModelRecord, RegisterReply, RegisterRequest, RegistryEvent } from '../schemas/registry.js';
+import { objects, subjects } from '../subjects/index.js';
+import { decodeJson, encodeJson } from './codec.js';
+import { ErrorCode, InfaasError, type ErrorBody } from './errors.js';
+import type { VariantWithProfiles } from './registry-view.js';
+import { putObject, type Stores } from './store.js';
+
+// Upload names are subject/key tokens: alphanumeric only (nanoid's default alphabet may lead with '-').
+const uploadId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);
+
+export interface ModelInfo { model: ModelRecord; variants: VariantWithProfiles[] }
+
+export interface RegisterOptions {
+  onEvent?: (e: RegistryEvent) => void;
+  /** How long to wait for the whole registration (validation, generation, profiling). */
+  timeoutMs?: number;
+}
+
+export class RegistryClient {
+  constructor(private readonly nc: NatsConnection, private readonly stores: Stores, private readonly requestTimeoutMs = 60_000) {}
+
+  private async call<T>(subject: string, body: unknown): Promise<T> {
+    let reply;
+    try {
+      reply = await this.nc.request(subject, encodeJson(body), { timeout: this.requestTimeoutMs });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '503') throw new InfaasError(ErrorCode.NoProfiler, `nothing serves ${subject}: is the controller running? (infaas up / infaas controller)`);
+      if (code === 'TIMEOUT') throw new InfaasError(ErrorCode.Timeout, `${subject} did not answer within ${this.requestTimeoutMs} ms`);
+      throw err;
+    }
+    const data = decodeJson(reply.data);
+    if (reply.headers?.get('Nats-Service-Error-Code')) throw InfaasError.fromBody(data as ErrorBody);
+    return data as T;
+  }
+
+  /** Uploads bytes to the repository under a fresh uploads/ name and returns that name. */
+  async upload(bytes: Uint8Array, label = 'file'): Promise<string> {
+    const name = objects.upload(uploadId());
+    await putObject(this.stores.repository, name, bytes, label);
+    return name;
+  }
+
+  async deleteUpload(name: string): Promise<void> {
+    await this.stores.repository.delete(name).catch(() => undefined);
+  }
+
+  /** Sends the request only (answers once validation passed); progress follows on reply.events. */
+  submit(request: RegisterRequest): Promise<RegisterReply> {
+    return this.call<RegisterReply>(subjects.registry.register, request);
+  }
+
+  /** Registers and waits for the outcome; throws the registration's error if it fails. */
+  async register(request: RegisterRequest, options: RegisterOptions = {}): Promise<ModelInfo> {
+    const sub = this.nc.subscribe(subjects.events.model(request.name));
+    const timeoutMs = options.timeoutMs ?? 30 * 60_000;
+    try {
+      const outcome = (async () => {
+        for await (const m of sub) {
+          const e = decodeJson(m.data) as RegistryEvent;
+          options.onEvent?.(e);
+          if (e.type === 'registration.completed') return;
+          if (e.type === 'registration.failed') {
+            throw new InfaasError((e.error?.code as ErrorCode) ?? ErrorCode.Internal, e.error?.message ?? e.message);
+          }
+        }
+        throw new InfaasError(ErrorCode.Timeout, `no outcome for ${request.name} within ${timeoutMs} ms`);
+      })();
+      outcome.catch(() => undefined);
+      await this.submit(request);
+      const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
+      try { await outcome; } finally { clearTimeout(timer); }
+      return await this.info(request.name);
+    } finally {
+      sub.unsubscribe();
+    }
+  }
+
+  async models(task?: string): Promise<ModelRecord[]> {
+    return (await this.call<{ models: ModelRecord[] }>(subjects.registry.models, task ? { task } : {})).models;
+  }
+
+  info(name: string): Promise<ModelInfo> {
+    return this.call<ModelInfo>(subjects.registry.info, { name });
+  }
+
+  unregister(name: string): Promise<{ removed: { variants: number; profiles: number; objects: number } }> {
+    return this.call(subjects.registry.unregister, { name });
+  }
+}

@@ -1,0 +1,98 @@
+// One codec for the wire: MessagePack by default, JSON when Content-Type says so; tensors <-> typed arrays.
+import { Packr } from 'msgpackr';
+import { headers as natsHeaders, type MsgHdrs } from 'nats';
+import { BYTES_PER_ELEMENT, type DType, type Tensor } from '../schemas/tensor.js';
+import { ErrorCode, InfaasError } from './errors.js';
+
+export const CONTENT_TYPE = 'Content-Type';
+export const JSON_TYPE = 'application/json';
+export const MSGPACK_TYPE = 'application/msgpack';
+
+// useRecords:false keeps the encoding plain MessagePack that any language's library can read.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+export function isJson(h?: MsgHdrs): boolean {
+  return (h?.get(CONTENT_TYPE) ?? '').toLowerCase().startsWith(JSON_TYPE);
+}
+
+/** Decodes a data-plane payload; malformed bytes become MALFORMED_MESSAGE. */
+export function decodePayload(data: Uint8Array, h?: MsgHdrs): unknown {
+  try {
+    if (isJson(h)) return JSON.parse(textDecoder.decode(data));
+    return packr.unpack(data);
+  } catch (err) {
+    throw new InfaasError(ErrorCode.MalformedMessage, `cannot decode ${isJson(h) ? 'JSON' : 'MessagePack'} payload: ${(err as Error).message}`);
+  }
+}
+
+export function encodePayload(value: unknown, json = false): { data: Uint8Array; headers: MsgHdrs } {
+  const h = natsHeaders();
+  h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
+  return { data: json ? textEncoder.encode(JSON.stringify(value, jsonReplacer)) : packr.pack(value), headers: h };
+}
+
+export function packMsgpack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+export function unpackMsgpack(data: Uint8Array): unknown {
+  return packr.unpack(data);
+}
+
+/** Control plane: compact one-line JSON, readable with the nats CLI. */
+export function encodeJson(value: unknown): Uint8Array {
+  return textEncoder.encode(JSON.stringify(value, jsonReplacer));
+}
+
+export function decodeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(textDecoder.decode(data));
+  } catch (err) {
+    throw new InfaasError(ErrorCode.MalformedMessage, `control-plane messages are JSON: ${(err as Error).message}`);
+  }
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return Array.from(value);
+  if (typeof value === 'bigint') return Number(value);
+  return value;
+}
+
+export type TypedArray = Float32Array | Float64Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+
+const ARRAYS = {
+  float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array, int64: BigInt64Array,
+} as const;
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A wire tensor as a typed array. Bytes are copied: message data may start at an unaligned offset,
+ * which Float32Array cannot view. Sizes are checked against the shape.
+ */
+export function tensorToArray(t: Tensor, what = 'tensor'): TypedArray {
+  const n = elementCount(t.shape);
+  const Ctor = ARRAYS[t.dtype];
+  if (t.data instanceof Uint8Array) {
+    const want = n * BYTES_PER_ELEMENT[t.dtype];
+    if (t.data.byteLength !== want) {
+      throw new InfaasError(ErrorCode.BadRequest, `${what}: shape [${t.shape.join(',')}] of ${t.dtype} needs ${want} bytes, got ${t.data.byteLength}`);
+    }
+    const copy = new Uint8Array(want);
+    copy.set(t.data);
+    return new Ctor(copy.buffer, 0, n);
+  }
+  if (t.data.length !== n) {
+    throw new InfaasError(ErrorCode.BadRequest, `${what}: shape [${t.shape.join(',')}] needs ${n} numbers, got ${t.data.length}`);
+  }
+  if (t.dtype === 'int64') return BigInt64Array.from(t.data.map((v) => BigInt(Math.trunc(v))));
+  return (Ctor as typeof Float32Array).from(t.data);
+}
+
+export function arrayToTensor(dtype: DType, shape: readonly number[], values: TypedArray): Tensor {
+  return { dtype, shape: [...shape], data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}

@@ -1,0 +1,70 @@
+// Typed errors with stable codes; the same shape travels on the wire as {error:{code,message,retryable,details}}.
+
+export const ErrorCode = {
+  BadRequest: 'BAD_REQUEST',
+  MalformedMessage: 'MALFORMED_MESSAGE',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  InvalidName: 'INVALID_NAME',
+  ObjectNotFound: 'OBJECT_NOT_FOUND',
+  ModelLoadFailed: 'MODEL_LOAD_FAILED',
+  SignatureMismatch: 'SIGNATURE_MISMATCH',
+  DuplicateModel: 'DUPLICATE_MODEL',
+  ValidationSetInvalid: 'VALIDATION_SET_INVALID',
+  ModelNotFound: 'MODEL_NOT_FOUND',
+  ModelBusy: 'MODEL_BUSY',
+  NoProfiler: 'NO_PROFILER',
+  GenerationFailed: 'GENERATION_FAILED',
+  ProfilingFailed: 'PROFILING_FAILED',
+  Timeout: 'TIMEOUT',
+  Internal: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Status numbers for the Nats-Service-Error-Code header (HTTP-like, as the micro protocol suggests). */
+const STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400, MALFORMED_MESSAGE: 400, PAYLOAD_TOO_LARGE: 413, INVALID_NAME: 400,
+  OBJECT_NOT_FOUND: 404, MODEL_LOAD_FAILED: 422, SIGNATURE_MISMATCH: 422, DUPLICATE_MODEL: 409,
+  VALIDATION_SET_INVALID: 422, MODEL_NOT_FOUND: 404, MODEL_BUSY: 409, NO_PROFILER: 503,
+  GENERATION_FAILED: 500, PROFILING_FAILED: 500, TIMEOUT: 504, INTERNAL: 500,
+};
+
+const RETRYABLE = new Set<ErrorCode>(['NO_PROFILER', 'TIMEOUT', 'MODEL_BUSY', 'INTERNAL']);
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; retryable: boolean; details?: Record<string, unknown> };
+}
+
+export class InfaasError extends Error {
+  readonly retryable: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'InfaasError';
+    this.retryable = RETRYABLE.has(code);
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) } };
+  }
+
+  static fromBody(body: ErrorBody): InfaasError {
+    const known = Object.values(ErrorCode).includes(body.error.code) ? body.error.code : ErrorCode.Internal;
+    return new InfaasError(known, body.error.message, body.error.details);
+  }
+}
+
+/** Any thrown value as an InfaasError; unknown failures become INTERNAL with their message kept. */
+export function toInfaasError(err: unknown): InfaasError {
+  if (err instanceof InfaasError) return err;
+  if (err instanceof Error && (err as { code?: unknown }).code === 'INVALID_NAME') {
+    return new InfaasError(ErrorCode.InvalidName, err.message);
+  }
+  return new InfaasError(ErrorCode.Internal, err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,77 @@
+// An in-memory view of models, variants and profiles, fed by KV watches (never polled).
+// A restarted process rebuilds it from the buckets' current values.
+import type { KV, KvEntry } from 'nats';
+import type { ModelRecord, ProfileRecord, VariantRecord } from '../schemas/registry.js';
+import type { Logger } from './log.js';
+import type { Stores } from './store.js';
+import { entryValue } from './store.js';
+
+export interface VariantWithProfiles extends VariantRecord {
+  profiles: Record<string, ProfileRecord>;
+}
+
+type Listener = (bucket: 'models' | 'variants' | 'profiles', key: string) => void;
+
+export class RegistryView {
+  readonly models = new Map<string, ModelRecord>();
+  readonly variants = new Map<string, VariantRecord>();
+  /** key: "<variant id>.<hardware class>" */
+  readonly profiles = new Map<string, ProfileRecord>();
+  private readonly stops: (() => void)[] = [];
+  private readonly listeners = new Set<Listener>();
+
+  constructor(private readonly log: Logger) {}
+
+  /** Starts the watches and resolves once every bucket's current values are loaded. */
+  async start(stores: Stores): Promise<void> {
+    await Promise.all([
+      this.watch(stores.models, 'models', this.models),
+      this.watch(stores.variants, 'variants', this.variants),
+      this.watch(stores.profiles, 'profiles', this.profiles),
+    ]);
+  }
+
+  stop(): void {
+    for (const s of this.stops.splice(0)) s();
+  }
+
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async watch<T>(kv: KV, bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>): Promise<void> {
+    let ready!: () => void;
+    const initialized = new Promise<void>((resolve) => { ready = resolve; });
+    const iter = await kv.watch({ key: '>', initializedFn: () => ready() });
+    this.stops.push(() => iter.stop());
+    void (async () => {
+      for await (const e of iter) this.apply(bucket, map, e);
+    })().catch((err) => this.log.error({ err, bucket }, 'KV watch ended'));
+    await initialized;
+  }
+
+  private apply<T>(bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>, e: KvEntry): void {
+    const value = entryValue<T>(e);
+    if (value === undefined) map.delete(e.key);
+    else map.set(e.key, value);
+    for (const l of this.listeners) l(bucket, e.key);
+  }
+
+  modelsByTask(task?: string): ModelRecord[] {
+    return [...this.models.values()].filter((m) => !task || m.task === task).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  variantsOf(model: string): VariantWithProfiles[] {
+    const byVariant = new Map<string, Record<string, ProfileRecord>>();
+    for (const p of this.profiles.values()) {
+      if (p.model !== model) continue;
+      byVariant.set(p.variant, { ...byVariant.get(p.variant), [p.hardwareClass]: p });
+    }
+    const out: VariantWithProfiles[] = [];
+    for (const v of this.variants.values()) {
+      if (v.model === model) out.push({ ...v, profiles: byVariant.get(v.id) ?? {} });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+}

@@ -1,0 +1,49 @@
+// NATS micro-service endpoints with a JSON control plane: decode, validate, handle, answer or respondError.
+import type { TSchema, Static } from '@sinclair/typebox';
+import type { Service, ServiceMsg } from 'nats';
+import { validate } from '../schemas/validate.js';
+import { decodeJson, encodeJson } from './codec.js';
+import { toInfaasError, type InfaasError } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface JsonEndpoint<S extends TSchema> {
+  name: string;
+  subject: string;
+  schema: S;
+  /** The reply value (encoded as one-line JSON). Throwing answers with the error instead. */
+  handle: (request: Static<S>, msg: ServiceMsg) => Promise<unknown>;
+}
+
+export function respondWithError(msg: ServiceMsg, err: InfaasError): void {
+  // The micro protocol's headers carry a numeric status and a description; the body carries our code.
+  msg.respondError(err.status, `${err.code}: ${err.message}`.slice(0, 1000), encodeJson(err.toBody()));
+}
+
+/**
+ * Adds an endpoint whose handler can never leave a caller waiting: every path ends in one respond
+ * or one respondError (an async throw in a micro handler would otherwise surface only as a timeout).
+ */
+export function addJsonEndpoint<S extends TSchema>(srv: Service, ep: JsonEndpoint<S>, log: Logger): void {
+  srv.addEndpoint(ep.name, {
+    subject: ep.subject,
+    handler: (err, msg) => {
+      if (err) {
+        log.error({ err, endpoint: ep.name }, 'endpoint stopped');
+        return;
+      }
+      void (async () => {
+        try {
+          const body = msg.data.length === 0 ? {} : decodeJson(msg.data);
+          const request = validate(ep.schema, body, `${ep.name} request`);
+          const reply = await ep.handle(request, msg);
+          msg.respond(encodeJson(reply));
+        } catch (e) {
+          const ie = toInfaasError(e);
+          if (ie.code === 'INTERNAL') log.error({ err: e, endpoint: ep.name }, 'endpoint failed');
+          else log.debug({ code: ie.code, endpoint: ep.name, message: ie.message }, 'request refused');
+          respondWithError(msg, ie);
+        }
+      })();
+    },
+  });
+}

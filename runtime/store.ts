@@ -1,0 +1,126 @@
+// JetStream KV (metadata, one-line JSON values) and Object Store (model repository) access.
+import type { KV, KvEntry, NatsConnection, ObjectStore } from 'nats';
+import { buckets } from '../subjects/index.js';
+import { decodeJson, encodeJson } from './codec.js';
+import { ErrorCode, InfaasError } from './errors.js';
+
+export interface Stores {
+  models: KV;
+  variants: KV;
+  profiles: KV;
+  repository: ObjectStore;
+}
+
+export interface StoreOptions {
+  /** JetStream replicas: 1 for the embedded server, 3 on a cluster. */
+  replicas?: number;
+}
+
+/**
+ * Opens the buckets, creating them if missing. Idempotent; note that on nats-server 2.9 an
+ * existing bucket keeps its original options (views.kv does not update them).
+ */
+export async function openStores(nc: NatsConnection, options: StoreOptions = {}): Promise<Stores> {
+  const js = nc.jetstream();
+  const replicas = options.replicas ?? 1;
+  const [models, variants, profiles, repository] = await Promise.all([
+    js.views.kv(buckets.models, { history: 5, replicas }),
+    js.views.kv(buckets.variants, { history: 1, replicas }),
+    js.views.kv(buckets.profiles, { history: 1, replicas }),
+    js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
+  ]);
+  return { models, variants, profiles, repository };
+}
+
+export interface Versioned<T> {
+  value: T;
+  revision: number;
+}
+
+export function entryValue<T>(e: KvEntry): T | undefined {
+  if (e.operation !== 'PUT' || e.value.length === 0) return undefined;
+  return decodeJson(e.value) as T;
+}
+
+export async function kvGet<T>(kv: KV, key: string): Promise<Versioned<T> | undefined> {
+  const e = await kv.get(key);
+  if (!e) return undefined;
+  const value = entryValue<T>(e);
+  return value === undefined ? undefined : { value, revision: e.revision };
+}
+
+function isWrongRevision(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /wrong last sequence|key exists/i.test(msg);
+}
+
+/** Creates a key only if absent; false when another writer got there first. */
+export async function kvCreate<T>(kv: KV, key: string, value: T): Promise<number | false> {
+  try {
+    return await kv.create(key, encodeJson(value));
+  } catch (err) {
+    if (isWrongRevision(err)) return false;
+    throw err;
+  }
+}
+
+/** Writes only if the key is still at `revision` (compare-and-set); false on a lost race. */
+export async function kvUpdate<T>(kv: KV, key: string, value: T, revision: number): Promise<number | false> {
+  try {
+    return await kv.update(key, encodeJson(value), revision);
+  } catch (err) {
+    if (isWrongRevision(err)) return false;
+    throw err;
+  }
+}
+
+export async function kvPut<T>(kv: KV, key: string, value: T): Promise<number> {
+  return kv.put(key, encodeJson(value));
+}
+
+/** Read-modify-write with retries on lost races; `change` returns undefined to leave the key alone. */
+export async function kvModify<T>(kv: KV, key: string, change: (current: T) => T | undefined, attempts = 10): Promise<T | undefined> {
+  for (let i = 0; i < attempts; i++) {
+    const cur = await kvGet<T>(kv, key);
+    if (!cur) return undefined;
+    const next = change(cur.value);
+    if (next === undefined) return cur.value;
+    if ((await kvUpdate(kv, key, next, cur.revision)) !== false) return next;
+  }
+  throw new InfaasError(ErrorCode.Internal, `could not update ${key}: too many concurrent writers`);
+}
+
+export async function kvKeys(kv: KV, filter = '>'): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await kv.keys(filter)) out.push(k);
+  return out;
+}
+
+/** Deletes every key under a filter; purge drops history so nothing lingers for watchers. */
+export async function kvPurgeAll(kv: KV, filter: string): Promise<number> {
+  const ks = await kvKeys(kv, filter);
+  for (const k of ks) await kv.purge(k);
+  return ks.length;
+}
+
+export async function objectBytes(os: ObjectStore, name: string): Promise<Uint8Array> {
+  const bytes = await os.getBlob(name);
+  if (!bytes) throw new InfaasError(ErrorCode.ObjectNotFound, `object "${name}" is not in the model repository`, { object: name });
+  return bytes;
+}
+
+export async function putObject(os: ObjectStore, name: string, bytes: Uint8Array, description?: string): Promise<void> {
+  await os.putBlob({ name, description }, bytes);
+}
+
+export async function deleteObjects(os: ObjectStore, prefixes: string[]): Promise<number> {
+  let n = 0;
+  const list = await os.list();
+  for (const info of list) {
+    if (!info.deleted && prefixes.some((p) => info.name.startsWith(p))) {
+      await os.delete(info.name);
+      n++;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,17 @@
+// The wire types and their validators; `allSchemas` is what schemas/export.ts writes as JSON Schema.
+import { Tensor, TensorSpec, DType } from './tensor.js';
+import {
+  RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest, NameRequest,
+  GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply,
+} from './registry.js';
+import { Query, QueryResult, Slo } from './query.js';
+
+export * from './tensor.js';
+export * from './registry.js';
+export * from './query.js';
+export { validate, isValid } from './validate.js';
+
+export const allSchemas = {
+  DType, Tensor, TensorSpec, RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest,
+  NameRequest, GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply, Query, QueryResult, Slo,
+} as const;

@@ -1,0 +1,45 @@
+// Data-plane wire types: model-less queries and their results (MessagePack by default, JSON accepted).
+import { Type, type Static } from '@sinclair/typebox';
+import { Tensor } from './tensor.js';
+
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
+
+export const Slo = Type.Object(
+  {
+    latencyMs: Type.Number({ exclusiveMinimum: 0, maximum: 600_000 }),
+    minAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    maxCostPerQuery: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { $id: 'Slo', additionalProperties: false },
+);
+export type Slo = Static<typeof Slo>;
+
+export const Query = Type.Object(
+  {
+    id: Type.Optional(Type.String({ maxLength: 128 })),
+    inputs: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Tensor),
+    task: Type.Optional(Name),
+    model: Type.Optional(Name),
+    variant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' })),
+    slo: Slo,
+    /** Where to publish the answer instead of replying; must start with "infaas.results.". */
+    resultSubject: Type.Optional(Type.String({ pattern: '^infaas\\.results\\.[A-Za-z0-9_.-]+$', maxLength: 256 })),
+  },
+  { $id: 'Query', additionalProperties: false, description: 'exactly one of task, model or variant' },
+);
+export type Query = Static<typeof Query>;
+
+export const QueryResult = Type.Object(
+  {
+    id: Type.Optional(Type.String()),
+    outputs: Type.Record(Type.String(), Tensor),
+    model: Name,
+    variant: Type.String(),
+    worker: Type.String(),
+    hardwareClass: Type.String(),
+    timings: Type.Object({ queueMs: Type.Number(), inferenceMs: Type.Number(), totalMs: Type.Number() }),
+    cost: Type.Number({ minimum: 0 }),
+  },
+  { $id: 'QueryResult', additionalProperties: false },
+);
+export type QueryResult = Static<typeof QueryResult>;

@@ -1,0 +1,95 @@
+// Every NATS subject, queue group, service name, KV bucket, key and object name, built in one place.
+// Names embed user-chosen tokens (model names, hardware classes), so each is checked first.
+
+/** A token that is safe in a subject, a KV key and an object name: no dots, wildcards or spaces. */
+const TOKEN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export class InvalidNameError extends Error {
+  readonly code = 'INVALID_NAME';
+  constructor(kind: string, value: string) {
+    super(`${kind} "${value}" is not a valid name: use 1-64 letters, digits, '-' or '_', starting with a letter or digit`);
+    this.name = 'InvalidNameError';
+  }
+}
+
+export function isToken(value: string): boolean {
+  return TOKEN.test(value);
+}
+
+export function checkToken(kind: string, value: string): string {
+  if (!isToken(value)) throw new InvalidNameError(kind, value);
+  return value;
+}
+
+export const PREFIX = 'infaas';
+
+export const subjects = {
+  registry: {
+    /** Micro service group; endpoints below sit under it. */
+    group: `${PREFIX}.registry`,
+    register: `${PREFIX}.registry.register`,
+    models: `${PREFIX}.registry.models`,
+    info: `${PREFIX}.registry.info`,
+    unregister: `${PREFIX}.registry.unregister`,
+  },
+  profiler: {
+    group: `${PREFIX}.profiler`,
+    generate: `${PREFIX}.profiler.generate`,
+  },
+  events: {
+    /** Progress and lifecycle events about one model (registration, generation, profiling). */
+    model: (model: string) => `${PREFIX}.events.registry.${checkToken('model', model)}`,
+    allModels: `${PREFIX}.events.registry.>`,
+  },
+  /** Model-less query entry point (served by dispatchers; see the controller issue). */
+  query: `${PREFIX}.query`,
+  resultsPrefix: `${PREFIX}.results.`,
+} as const;
+
+export const services = {
+  registry: 'infaas-registry',
+  profiler: 'infaas-profiler',
+} as const;
+
+export const queueGroups = {
+  registry: 'infaas-registrars',
+  profiler: 'infaas-profilers',
+} as const;
+
+export const buckets = {
+  models: 'infaas_models',
+  variants: 'infaas_variants',
+  profiles: 'infaas_profiles',
+  /** Object Store: model files, variant files, validation sets, user uploads. */
+  repository: 'infaas_repo',
+} as const;
+
+export const keys = {
+  model: (model: string) => checkToken('model', model),
+  /** A variant id is "<model>.<suffix>": the same string is its KV key. */
+  variant: (model: string, suffix: string) => `${checkToken('model', model)}.${checkToken('variant suffix', suffix)}`,
+  variantsOf: (model: string) => `${checkToken('model', model)}.>`,
+  profile: (variantId: string, hardwareClass: string) => `${checkVariantId(variantId)}.${checkToken('hardware class', hardwareClass)}`,
+  profilesOf: (model: string) => `${checkToken('model', model)}.>`,
+} as const;
+
+export const objects = {
+  model: (model: string) => `models/${checkToken('model', model)}/model.onnx`,
+  validationSet: (model: string) => `models/${checkToken('model', model)}/validation.msgpack`,
+  variant: (model: string, file: string) => `variants/${checkToken('model', model)}/${checkToken('variant file', file)}.onnx`,
+  ownedBy: (model: string) => [`models/${checkToken('model', model)}/`, `variants/${model}/`],
+  upload: (id: string) => `uploads/${checkToken('upload id', id)}`,
+} as const;
+
+export function checkVariantId(id: string): string {
+  const parts = id.split('.');
+  if (parts.length !== 2 || !parts.every(isToken)) {
+    throw new InvalidNameError('variant', id);
+  }
+  return id;
+}
+
+export function splitVariantId(id: string): { model: string; suffix: string } {
+  const [model, suffix] = checkVariantId(id).split('.');
+  return { model, suffix };
+}

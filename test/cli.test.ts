@@ -1,0 +1,64 @@
+// The infaas command line as a person runs it: a real process against a real server.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { zooModelBytes, zooValidationSet } from '../zoo/index.js';
+import { startTestSystem } from './helpers/system.js';
+
+const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
+
+function infaas(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b; });
+    child.stderr.on('data', (b: Buffer) => { stderr += b; });
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('register, list, inspect and unregister from the command line', async (t) => {
+  const sys = await startTestSystem(t);
+  const dir = mkdtempSync(join(tmpdir(), 'infaas-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'm.onnx'), zooModelBytes('mlp-small'));
+  writeFileSync(join(dir, 'val.msgpack'), zooValidationSet(100));
+  const reg = await infaas(['register', join(dir, 'm.onnx'), '--name', 'cli-model', '--task', 'digit-classification', '--dataset', 'mnist',
+    '--input', 'image:float32:?x1x28x28', '--output', 'logits:float32:?x10', '--validation', join(dir, 'val.msgpack'), '-s', sys.url]);
+  t.equal(reg.code, 0, reg.stderr);
+  t.match(reg.stdout, /cli-model\s+fp32-all-b8-t1-cpu/);
+  t.match(reg.stdout, /registered with 4 profiled variants/);
+  const models = await infaas(['models', '-s', sys.url]);
+  t.match(models.stdout, /cli-model\s+digit-classification\s+registered\s+4/);
+  const info = await infaas(['info', 'cli-model', '-s', sys.url]);
+  t.match(info.stdout, /int8-all-b1-t1-cpu/);
+  const bad = await infaas(['register', join(dir, 'm.onnx'), '--name', 'cli-model', '--task', 'digit-classification', '--dataset', 'mnist',
+    '--input', 'image:float32:?x1x28x28', '--output', 'logits:float32:?x10', '--declared-accuracy', '0.5', '-s', sys.url]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /error DUPLICATE_MODEL: a model named "cli-model" is already registered/);
+  const shape = await infaas(['register', 'x.onnx', '--name', 'y', '--task', 't', '--dataset', 'd', '--input', 'image:float99:?', '--output', 'o:float32:?', '-s', sys.url]);
+  t.equal(shape.code, 1);
+  t.match(shape.stderr, /name:dtype:dims/);
+  const gone = await infaas(['unregister', 'cli-model', '-s', sys.url]);
+  t.match(gone.stdout, /removed cli-model: 4 variants, 4 profiles, 4 files/);
+  const missing = await infaas(['info', 'cli-model', '-s', sys.url]);
+  t.match(missing.stderr, /MODEL_NOT_FOUND/);
+});
+
+t.test('infaas up twice on one data directory registers once', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'infaas-up-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env = { INFAAS_DATA_DIR: dataDir };
+  const first = await infaas(['up', '--once', '--quick', '--port', '-1', '--models', 'mlp-small'], env);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, /mlp-small: registered/);
+  t.match(first.stdout, /24 variants of 1 models/);
+  t.match(first.stdout, /b1 p50\/p99 ms/);
+  const second = await infaas(['up', '--once', '--quick', '--port', '-1', '--models', 'mlp-small'], env);
+  t.equal(second.code, 0, second.stderr);
+  t.match(second.stdout, /mlp-small: already registered/);
+  t.match(second.stdout, /24 variants of 1 models/);
+});

@@ -1,0 +1,56 @@
+// Test harness: a real nats-server per test file (random port, temp store) and the real actors.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NatsConnection } from 'nats';
+import { startProfiler, type Profiler, type ProfilerConfig } from '../../actors/profiler/index.js';
+import { startRegistrar, type Registrar, type RegistrarConfig } from '../../actors/registrar/index.js';
+import { RegistryClient } from '../../runtime/client.js';
+import { startLocalNats, type LocalNats } from '../../runtime/local-nats.js';
+import { silentLogger } from '../../runtime/log.js';
+import { closeBus, connectBus } from '../../runtime/nats.js';
+import { openStores, type Stores } from '../../runtime/store.js';
+
+interface Teardown { teardown(fn: () => unknown): void }
+
+export async function startTestNats(t: Teardown): Promise<LocalNats> {
+  const dir = mkdtempSync(join(tmpdir(), 'infaas-test-'));
+  const server = await startLocalNats({ storeDir: dir, port: -1, log: silentLogger, install: false });
+  t.teardown(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return server;
+}
+
+export async function connectTest(t: Teardown, url: string, name = 'test'): Promise<{ nc: NatsConnection; stores: Stores }> {
+  const nc = await connectBus({ servers: url, name, log: silentLogger });
+  t.teardown(() => closeBus(nc));
+  return { nc, stores: await openStores(nc) };
+}
+
+/** Fast profiling for tests: few runs, few validation samples, a small variant grid. */
+export const fastProfiler: Omit<ProfilerConfig, 'nc' | 'stores' | 'log'> = {
+  measure: { minRuns: 5, minTimeMs: 5, maxRuns: 50, warmupRuns: 2, maxValidationSamples: 300 },
+  generator: { precisions: ['fp32', 'int8'], optLevels: ['all'], maxBatches: [1, 8], threads: [1], providers: ['cpu'] },
+  hardwareClass: 'cpu-test',
+  threads: 1,
+};
+
+export interface TestSystem {
+  url: string;
+  nc: NatsConnection;
+  stores: Stores;
+  registrar: Registrar;
+  profiler: Profiler;
+  client: RegistryClient;
+}
+
+export async function startTestSystem(t: Teardown, profiler: Partial<typeof fastProfiler> = {}, registrarOptions: RegistrarConfig['options'] = {}): Promise<TestSystem> {
+  const server = await startTestNats(t);
+  const { nc, stores } = await connectTest(t, server.url);
+  const registrar = await startRegistrar({ nc, stores, log: silentLogger, options: registrarOptions });
+  const prof = await startProfiler({ nc, stores, log: silentLogger, ...fastProfiler, ...profiler });
+  t.teardown(async () => { await prof.stop(); await registrar.stop(); });
+  return { url: server.url, nc, stores, registrar, profiler: prof, client: new RegistryClient(nc, stores) };
+}

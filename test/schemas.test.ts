@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { RegisterRequest, Query, validate } from '../schemas/index.js';
+import { renderSchemas } from '../schemas/export.js';
+
+const good = {
+  name: 'm', task: 'digit-classification', dataset: 'd', framework: 'onnx', object: 'uploads/x',
+  inputs: [{ name: 'image', dtype: 'float32', shape: [null, 1, 28, 28] }],
+  outputs: [{ name: 'logits', dtype: 'float32', shape: [null, 10] }], submitter: 's', declaredAccuracy: 0.9,
+};
+
+t.test('a valid registration passes; each defect is named', async (t) => {
+  t.same(validate(RegisterRequest, good, 'register request'), good);
+  t.throws(() => validate(RegisterRequest, { ...good, name: 'a.b' }, 'register request'), { code: 'BAD_REQUEST', message: /\/name/ });
+  t.throws(() => validate(RegisterRequest, { ...good, framework: 'tf' }, 'register request'), { code: 'BAD_REQUEST', message: /\/framework/ });
+  t.throws(() => validate(RegisterRequest, { ...good, declaredAccuracy: 1.5 }, 'register request'), { code: 'BAD_REQUEST' });
+  t.throws(() => validate(RegisterRequest, { ...good, extra: 1 }, 'register request'), { code: 'BAD_REQUEST' });
+  t.throws(() => validate(RegisterRequest, { ...good, inputs: [] }, 'register request'), { code: 'BAD_REQUEST', message: /\/inputs/ });
+});
+
+t.test('queries need an SLO and keep results in their namespace', async (t) => {
+  const q = { task: 'digit-classification', slo: { latencyMs: 10, minAccuracy: 0.9 }, inputs: { image: { dtype: 'float32', shape: [1], data: [0] } } };
+  t.ok(validate(Query, q, 'query'));
+  t.throws(() => validate(Query, { ...q, slo: { latencyMs: -1 } }, 'query'), { code: 'BAD_REQUEST' });
+  t.throws(() => validate(Query, { ...q, resultSubject: 'other.subject' }, 'query'), { code: 'BAD_REQUEST', message: /resultSubject/ });
+  t.ok(validate(Query, { ...q, resultSubject: 'infaas.results.me.1' }, 'query'));
+});
+
+t.test('the committed JSON Schema files match the code (run npm run schemas)', async (t) => {
+  for (const [file, text] of renderSchemas()) {
+    t.equal(readFileSync(new URL(`../schemas/json/${file}`, import.meta.url), 'utf8'), text, file);
+  }
+});
