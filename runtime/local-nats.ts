@@ -89,7 +89,11 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   rmSync(portsDir, { recursive: true, force: true });
   mkdirSync(portsDir, { recursive: true });
   const args = ['-a', host, '-p', String(port), '-js', '-sd', options.storeDir, '--ports_file_dir', portsDir, '-n', `infaas-local-${process.pid}`];
-  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Own process group: a Ctrl-C at the terminal must reach us (we drain, then stop the server),
+  // not kill the server under our feet. If we die, the exit hook still takes it down.
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let stderr = '';
   child.stderr?.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000); });
   let exited = false;
@@ -110,6 +114,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   return {
     url, port: actual, reused: false,
     stop: async () => {
+      process.off('exit', killOnExit);
       if (exited) return;
       const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');

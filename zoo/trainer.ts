@@ -1,6 +1,5 @@
 // A small, exact CPU trainer (SGD with Adam) for the zoo's layer lists; seeded, so reruns agree.
 import { layerShapes, paramShapes, type Architecture, type LayerParams } from './architectures.js';
-import { PIXELS, type DigitSet } from './data.js';
 
 /** mulberry32: a tiny seeded PRNG; Math.random cannot be seeded. */
 export function seededRandom(seed: number): () => number {
@@ -120,16 +119,6 @@ export class Trainer {
     }
   }
 
-  accuracy(set: DigitSet): number {
-    let correct = 0;
-    for (let n = 0; n < set.count; n++) {
-      const logits = this.forward(set.images.subarray(n * PIXELS, (n + 1) * PIXELS));
-      let best = 0;
-      for (let k = 1; k < logits.length; k++) if (logits[k] > logits[best]) best = k;
-      if (best === set.labels[n]) correct++;
-    }
-    return correct / set.count;
-  }
 }
 
 function denseForward(x: Float32Array, y: Float32Array, p: LayerParams): void {
