@@ -34,7 +34,12 @@ t.test('restarts and late joiners', async (parent) => {
     t.ok(await kvGet(sys.stores.models, 'mlp-small'), 'registered models untouched');
   });
 
-  parent.test('a worker of another hardware class profiles existing variants for its class', async (t) => {
+  parent.test('a worker of another hardware class profiles existing variants for its class, taking over abandoned claims', async (t) => {
+    // A profiler of that class died half-way through one variant: its claim says 'running'.
+    const abandoned = before.variants[0].id;
+    await sys.stores.profiles.put(`${abandoned}.cpu-other`, encodeJson({
+      variant: abandoned, model: 'mlp-small', hardwareClass: 'cpu-other', status: 'running', worker: 'dead-worker', startedAt: new Date().toISOString(),
+    }));
     const watch = await sys.stores.profiles.watch({ key: 'mlp-small.>' });
     const other = await startProfiler({
       nc: sys.nc, stores: sys.stores, log: silentLogger, ...fastProfiler,
@@ -52,6 +57,7 @@ t.test('restarts and late joiners', async (parent) => {
     for (const v of info.variants) {
       t.same(Object.keys(v.profiles).sort(), ['cpu-other', 'cpu-test'], v.id);
       t.equal(v.profiles['cpu-other'].worker, other.workerId);
+      t.equal(v.profiles['cpu-other'].status, 'done');
     }
   });
 

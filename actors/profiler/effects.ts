@@ -3,10 +3,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
+import { RequestStrategy, type NatsConnection } from 'nats';
 import { fromPromise } from 'xstate';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
-import { keys, objects } from '../../subjects/index.js';
+import { keys, objects, services } from '../../subjects/index.js';
+import { decodeJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
@@ -66,15 +67,41 @@ async function loadModel(deps: ProfilerDeps, name: string): Promise<ModelRecord>
   return m.value;
 }
 
+/** Worker ids of the profilers answering a micro-service PING now (all replies within 500 ms). */
+export async function liveProfilerIds(nc: NatsConnection): Promise<Set<string>> {
+  const ids = new Set<string>();
+  const replies = await nc.requestMany(`$SRV.PING.${services.profiler}`, new Uint8Array(), { maxWait: 500, strategy: RequestStrategy.Timer });
+  for await (const m of replies) {
+    const id = (decodeJson(m.data) as { metadata?: { workerId?: string } }).metadata?.workerId;
+    if (id) ids.add(id);
+  }
+  return ids;
+}
+
+/**
+ * Claims a profile key: a KV create, or, when the key holds a 'running' claim of a profiler that
+ * no longer answers pings (it died mid-run), a compare-and-set over that claim.
+ */
+async function claim(deps: ProfilerDeps, key: string, started: ProfileRecord, live: () => Promise<Set<string>>): Promise<number | false> {
+  const created = await kvCreate(deps.stores.profiles, key, started);
+  if (created !== false) return created;
+  const cur = await kvGet<ProfileRecord>(deps.stores.profiles, key);
+  if (!cur || cur.value.status !== 'running' || (await live()).has(cur.value.worker)) return false;
+  deps.log.warn({ key, abandonedBy: cur.value.worker }, 'taking over a profile abandoned by a stopped profiler');
+  return kvUpdate(deps.stores.profiles, key, started, cur.revision);
+}
+
 /** Claims, measures and records one group of variants that share a session configuration. */
 async function profileGroup(deps: ProfilerDeps, group: ProfileGroup): Promise<GroupOutcome> {
   const { stores, nc, hardwareClass } = deps;
   const log = deps.log.child({ group: group.key });
   const claimed: { variant: VariantRecord; key: string; revision: number; started: ProfileRecord }[] = [];
+  let liveSet: Promise<Set<string>> | undefined;
+  const live = () => (liveSet ??= liveProfilerIds(nc));
   for (const v of group.variants) {
     const key = keys.profile(v.id, hardwareClass);
     const started: ProfileRecord = { variant: v.id, model: v.model, hardwareClass, status: 'running', worker: deps.workerId, startedAt: now() };
-    const revision = await kvCreate(stores.profiles, key, started);
+    const revision = await claim(deps, key, started, live);
     if (revision !== false) claimed.push({ variant: v, key, revision, started });
   }
   if (claimed.length === 0) return { profiled: 0, skipped: group.variants.length };

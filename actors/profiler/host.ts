@@ -13,7 +13,7 @@ import { availableProviders } from '../../runtime/onnx-session.js';
 import { defaultMeasureOptions, type MeasureOptions } from '../../runtime/profile-measure.js';
 import { addJsonEndpoint } from '../../runtime/service.js';
 import { entryValue, kvGet, type Stores } from '../../runtime/store.js';
-import { generateVariants, profilerActors, type ProfilerDeps } from './effects.js';
+import { generateVariants, liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
 import { profilerMachine } from './machine.js';
 import { defaultGeneratorOptions, groupForProfiling, type GeneratorOptions } from './plan.js';
 
@@ -70,11 +70,15 @@ export async function startProfiler(config: ProfilerConfig): Promise<Profiler> {
     },
   }, log);
 
-  // Work discovery: a model in 'profiling' or 'registered' whose variants lack our class's profile.
+  // Work discovery: a model in 'profiling' or 'registered' whose variants lack our class's profile,
+  // or whose profile is still 'running' under a profiler that has since died.
   const discover = async (model: ModelRecord) => {
     const pending: VariantRecord[] = [];
+    let live: Set<string> | undefined;
     for (const id of model.variants) {
-      if (await config.stores.profiles.get(keys.profile(id, hardwareClass))) continue;
+      const p = await kvGet<ProfileRecord>(config.stores.profiles, keys.profile(id, hardwareClass));
+      if (p && p.value.status !== 'running') continue;
+      if (p && (live ??= await liveProfilerIds(config.nc)).has(p.value.worker)) continue;
       const v = await kvGet<VariantRecord>(config.stores.variants, id);
       if (v) pending.push(v.value);
     }
