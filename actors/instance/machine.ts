@@ -1,0 +1,124 @@
+// Lifecycle of one variant instance (one ONNX Runtime session): loading -> active <-> overloaded /
+// interfered -> draining -> unloaded, or failed. Monitor verdicts and drain requests drive it.
+// Groundwork for the worker issue: the host (batching, serving) arrives with it.
+import { assign, fromPromise, setup } from 'xstate';
+import type { Verdict } from '../monitor/classify.js';
+
+export interface InstanceInput { instanceId: string; variantId: string }
+
+export interface InstanceContext extends InstanceInput {
+  /** Queries accepted and not yet answered; draining waits for zero. */
+  inFlight: number;
+  error?: string;
+  reason?: string;
+}
+
+export type InstanceEvent =
+  | { type: 'monitor.verdict'; verdict: Verdict; reason: string }
+  | { type: 'query.accepted' }
+  | { type: 'query.finished' }
+  | { type: 'drain.requested' }
+  | { type: 'instance.crashed'; error: string };
+
+export const instanceMachine = setup({
+  types: {
+    context: {} as InstanceContext,
+    input: {} as InstanceInput,
+    events: {} as InstanceEvent,
+  },
+  actors: {
+    loadSession: fromPromise<void, InstanceInput>(async () => { throw new Error('loadSession not provided'); }),
+    releaseSession: fromPromise<void, InstanceInput>(async () => { throw new Error('releaseSession not provided'); }),
+  },
+  guards: {
+    isIdle: ({ context }) => context.inFlight === 0,
+    isLastInFlight: ({ context }) => context.inFlight <= 1,
+    saysOverloaded: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'overloaded',
+    saysInterfered: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'interfered',
+    saysActive: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'active',
+  },
+  actions: {
+    countAccepted: assign({ inFlight: ({ context }) => context.inFlight + 1 }),
+    countFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
+    recordReason: assign({ reason: ({ event }) => (event.type === 'monitor.verdict' ? event.reason : undefined) }),
+    recordCrash: assign({ error: ({ event }) => (event.type === 'instance.crashed' ? event.error : undefined) }),
+    /** Tells the world (KV, events subject) about the new state; provided by the host. */
+    publishState: () => {},
+  },
+}).createMachine({
+  id: 'instance',
+  context: ({ input }) => ({ ...input, inFlight: 0 }),
+  initial: 'loading',
+  states: {
+    loading: {
+      entry: 'publishState',
+      invoke: {
+        src: 'loadSession',
+        input: ({ context }) => ({ instanceId: context.instanceId, variantId: context.variantId }),
+        onDone: 'serving',
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+      },
+      // A query may wait for a loading instance (its deadline permitting); count it already.
+      on: { 'query.accepted': { actions: 'countAccepted' }, 'query.finished': { actions: 'countFinished' } },
+    },
+    serving: {
+      initial: 'active',
+      on: {
+        'query.accepted': { actions: 'countAccepted' },
+        'query.finished': { actions: 'countFinished' },
+        'drain.requested': 'draining',
+        'instance.crashed': { target: 'failed', actions: 'recordCrash' },
+      },
+      states: {
+        active: {
+          entry: 'publishState',
+          on: {
+            'monitor.verdict': [
+              { guard: 'saysOverloaded', target: 'overloaded', actions: 'recordReason' },
+              { guard: 'saysInterfered', target: 'interfered', actions: 'recordReason' },
+            ],
+          },
+        },
+        overloaded: {
+          entry: 'publishState',
+          on: {
+            'monitor.verdict': [
+              { guard: 'saysActive', target: 'active', actions: 'recordReason' },
+              { guard: 'saysInterfered', target: 'interfered', actions: 'recordReason' },
+            ],
+          },
+        },
+        interfered: {
+          entry: 'publishState',
+          on: {
+            'monitor.verdict': [
+              { guard: 'saysActive', target: 'active', actions: 'recordReason' },
+              { guard: 'saysOverloaded', target: 'overloaded', actions: 'recordReason' },
+            ],
+          },
+        },
+      },
+    },
+    draining: {
+      entry: 'publishState',
+      always: { guard: 'isIdle', target: 'unloading' },
+      on: {
+        'query.finished': [
+          { guard: 'isLastInFlight', target: 'unloading', actions: 'countFinished' },
+          { actions: 'countFinished' },
+        ],
+        'instance.crashed': { target: 'failed', actions: 'recordCrash' },
+      },
+    },
+    unloading: {
+      invoke: {
+        src: 'releaseSession',
+        input: ({ context }) => ({ instanceId: context.instanceId, variantId: context.variantId }),
+        onDone: 'unloaded',
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+      },
+    },
+    unloaded: { type: 'final', entry: 'publishState' },
+    failed: { type: 'final', entry: 'publishState' },
+  },
+});
