@@ -105,9 +105,11 @@ export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
   // 2. Load the cheapest feasible variant on the worker with most headroom; load time counts.
   let load: Extract<Selection, { kind: 'load' }> | undefined;
   let headroom = -Infinity;
+  const byClass = new Map<string, CandidateProfile[]>();
+  for (const p of feasible) byClass.set(p.hardwareClass, [...(byClass.get(p.hardwareClass) ?? []), p]);
   for (const w of s.workers.values()) {
-    for (const p of feasible) {
-      if (p.hardwareClass !== w.hardwareClass || p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
+    for (const p of byClass.get(w.hardwareClass) ?? []) {
+      if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
       const ms = latencyFor(p, r.batch)!;
       if (p.loadMs + ms > r.latencyMs) continue;
       const cost = costPerQuery(w.pricePerHour, ms, r.batch);
