@@ -20,11 +20,13 @@ export interface MeasureOptions {
   minTimeMs: number;
   maxRuns: number;
   warmupRuns: number;
+  /** Warm-up also lasts at least this long: five runs of a 20 us model do not warm the JIT or the CPU clock. */
+  warmupMs: number;
   /** Cap on validation samples used for accuracy (all when undefined). */
   maxValidationSamples?: number;
 }
 
-export const defaultMeasureOptions: MeasureOptions = { minRuns: 20, minTimeMs: 150, maxRuns: 400, warmupRuns: 5 };
+export const defaultMeasureOptions: MeasureOptions = { minRuns: 20, minTimeMs: 150, maxRuns: 400, warmupRuns: 5, warmupMs: 50 };
 
 export interface MeasureJob {
   modelBytes: Uint8Array;
@@ -114,7 +116,8 @@ export async function measure(job: MeasureJob, progress: (fraction: number, note
   const latency: LatencyPoint[] = [];
   for (const [i, batch] of job.batchSizes.entries()) {
     const feeds = batchInputs(job, batch);
-    for (let w = 0; w < job.options.warmupRuns; w++) await session.run(feeds);
+    const warmStart = performance.now();
+    for (let w = 0; w < job.options.warmupRuns || performance.now() - warmStart < job.options.warmupMs; w++) await session.run(feeds);
     const times: number[] = [];
     const start = performance.now();
     while (times.length < job.options.maxRuns && (times.length < job.options.minRuns || performance.now() - start < job.options.minTimeMs)) {

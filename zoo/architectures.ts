@@ -62,7 +62,7 @@ export const architectures: Architecture[] = [
       { kind: 'conv', filters: 192, kernel: 3 }, { kind: 'relu' }, { kind: 'maxpool' },
       { kind: 'flatten' }, { kind: 'dense', units: CLASSES },
     ],
-    // Two short epochs, then a full one at a lower rate: ~52 minutes on 2 cores (65M multiply-adds per image).
+    // Two short epochs, then a full one at a lower rate: ~53 minutes on 2 cores (65M multiply-adds per image).
     epochs: [{ learningRate: 0.001, samples: 3000 }, { learningRate: 0.001, samples: 3000 }, { learningRate: 0.0003 }],
     threads: 2,
   },

@@ -31,7 +31,7 @@ export async function connectTest(t: Teardown, url: string, name = 'test'): Prom
 
 /** Fast profiling for tests: few runs, few validation samples, a small variant grid. */
 export const fastProfiler: Omit<ProfilerConfig, 'nc' | 'stores' | 'log'> = {
-  measure: { minRuns: 5, minTimeMs: 5, maxRuns: 50, warmupRuns: 2, maxValidationSamples: 300 },
+  measure: { minRuns: 5, minTimeMs: 5, maxRuns: 50, warmupRuns: 2, warmupMs: 0, maxValidationSamples: 300 },
   generator: { precisions: ['fp32', 'int8'], optLevels: ['all'], maxBatches: [1, 8], threads: [1], providers: ['cpu'] },
   hardwareClass: 'cpu-test',
   threads: 1,
