@@ -1,6 +1,6 @@
 // NATS micro-service endpoints with a JSON control plane: decode, validate, handle, answer or respondError.
 import type { TSchema, Static } from '@sinclair/typebox';
-import type { Service, ServiceMsg } from 'nats';
+import { RequestStrategy, type NatsConnection, type Service, type ServiceMsg } from 'nats';
 import { validate } from '../schemas/validate.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { toInfaasError, type InfaasError } from './errors.js';
@@ -46,4 +46,20 @@ export function addJsonEndpoint<S extends TSchema>(srv: Service, ep: JsonEndpoin
       })();
     },
   });
+}
+
+export interface ServiceInstance { id: string; metadata: Record<string, string> }
+
+/**
+ * The instances of a micro service answering a PING now (all replies within `waitMs`): how
+ * actors tell a live owner of a claim from one that died.
+ */
+export async function pingInstances(nc: NatsConnection, service: string, waitMs = 500): Promise<ServiceInstance[]> {
+  const out: ServiceInstance[] = [];
+  const replies = await nc.requestMany(`$SRV.PING.${service}`, new Uint8Array(), { maxWait: waitMs, strategy: RequestStrategy.Timer });
+  for await (const m of replies) {
+    const r = decodeJson(m.data) as { id?: unknown; metadata?: unknown };
+    if (typeof r.id === 'string') out.push({ id: r.id, metadata: (r.metadata ?? {}) as Record<string, string> });
+  }
+  return out;
 }

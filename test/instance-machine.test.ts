@@ -47,10 +47,10 @@ t.test('draining waits for in-flight queries, then unloads', async (t) => {
 });
 
 t.test('an idle instance drains at once; queries are not accepted while draining', async (t) => {
-  const resolved = loaded.resolveState({ value: { serving: 'active' }, context: { ...input, inFlight: 0 } });
+  const resolved = loaded.resolveState({ value: { serving: 'active' }, context: { ...input, inFlight: 0, verdict: 'active' } });
   const [next] = transition(loaded, resolved, { type: 'drain.requested' });
   t.equal(next.value, 'unloading');
-  const draining = loaded.resolveState({ value: 'draining', context: { ...input, inFlight: 1 } });
+  const draining = loaded.resolveState({ value: 'draining', context: { ...input, inFlight: 1, verdict: 'active' } });
   const [after] = transition(loaded, draining, { type: 'query.accepted' });
   t.equal(after.context.inFlight, 1, 'draining ignores new queries');
 });
@@ -60,4 +60,18 @@ t.test('a crash while serving is a failure', async (t) => {
   actor.send({ type: 'instance.crashed', error: 'ORT aborted' });
   t.equal(actor.getSnapshot().value, 'failed');
   t.equal(actor.getSnapshot().context.error, 'ORT aborted');
+});
+
+t.test('a repeated verdict changes nothing and publishes nothing', async (t) => {
+  let published = 0;
+  const m = loaded.provide({ actions: { publishState: () => { published++; } } });
+  const actor = createActor(m, { input }).start();
+  await waitFor(actor, (s) => s.matches({ serving: 'active' }));
+  const before = published;
+  actor.send({ type: 'monitor.verdict', verdict: 'active', reason: 'still fine' });
+  t.equal(published, before);
+  actor.send({ type: 'monitor.verdict', verdict: 'interfered', reason: 'slow' });
+  actor.send({ type: 'monitor.verdict', verdict: 'interfered', reason: 'still slow' });
+  t.equal(published, before + 1);
+  t.equal(actor.getSnapshot().context.reason, 'slow');
 });

@@ -106,7 +106,10 @@ export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
   let load: Extract<Selection, { kind: 'load' }> | undefined;
   let headroom = -Infinity;
   const byClass = new Map<string, CandidateProfile[]>();
-  for (const p of feasible) byClass.set(p.hardwareClass, [...(byClass.get(p.hardwareClass) ?? []), p]);
+  for (const p of feasible) {
+    const list = byClass.get(p.hardwareClass);
+    if (list) list.push(p); else byClass.set(p.hardwareClass, [p]);
+  }
   for (const w of s.workers.values()) {
     for (const p of byClass.get(w.hardwareClass) ?? []) {
       if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;

@@ -9,6 +9,8 @@ export interface InstanceInput { instanceId: string; variantId: string }
 export interface InstanceContext extends InstanceInput {
   /** Queries accepted and not yet answered; draining waits for zero. */
   inFlight: number;
+  /** The monitor's latest verdict; mirrors the serving sub-state. */
+  verdict: Verdict;
   error?: string;
   reason?: string;
 }
@@ -32,22 +34,21 @@ export const instanceMachine = setup({
   },
   guards: {
     isIdle: ({ context }) => context.inFlight === 0,
-    isLastInFlight: ({ context }) => context.inFlight <= 1,
-    saysOverloaded: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'overloaded',
-    saysInterfered: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'interfered',
-    saysActive: ({ event }) => event.type === 'monitor.verdict' && event.verdict === 'active',
+    /** The monitor says `verdict`, and that is a change (a repeated verdict re-enters nothing). */
+    saysNew: ({ context, event }, params: { verdict: Verdict }) =>
+      event.type === 'monitor.verdict' && event.verdict === params.verdict && context.verdict !== params.verdict,
   },
   actions: {
     countAccepted: assign({ inFlight: ({ context }) => context.inFlight + 1 }),
     countFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
-    recordReason: assign({ reason: ({ event }) => (event.type === 'monitor.verdict' ? event.reason : undefined) }),
+    recordVerdict: assign(({ context, event }) => (event.type === 'monitor.verdict' ? { verdict: event.verdict, reason: event.reason } : context)),
     recordCrash: assign({ error: ({ event }) => (event.type === 'instance.crashed' ? event.error : undefined) }),
     /** Tells the world (KV, events subject) about the new state; provided by the host. */
     publishState: () => {},
   },
 }).createMachine({
   id: 'instance',
-  context: ({ input }) => ({ ...input, inFlight: 0 }),
+  context: ({ input }) => ({ ...input, inFlight: 0, verdict: 'active' as Verdict }),
   initial: 'loading',
   states: {
     loading: {
@@ -68,45 +69,22 @@ export const instanceMachine = setup({
         'query.finished': { actions: 'countFinished' },
         'drain.requested': 'draining',
         'instance.crashed': { target: 'failed', actions: 'recordCrash' },
+        'monitor.verdict': (['active', 'overloaded', 'interfered'] as const).map((verdict) => ({
+          guard: { type: 'saysNew' as const, params: { verdict } }, target: `.${verdict}`, actions: 'recordVerdict' as const,
+        })),
       },
       states: {
-        active: {
-          entry: 'publishState',
-          on: {
-            'monitor.verdict': [
-              { guard: 'saysOverloaded', target: 'overloaded', actions: 'recordReason' },
-              { guard: 'saysInterfered', target: 'interfered', actions: 'recordReason' },
-            ],
-          },
-        },
-        overloaded: {
-          entry: 'publishState',
-          on: {
-            'monitor.verdict': [
-              { guard: 'saysActive', target: 'active', actions: 'recordReason' },
-              { guard: 'saysInterfered', target: 'interfered', actions: 'recordReason' },
-            ],
-          },
-        },
-        interfered: {
-          entry: 'publishState',
-          on: {
-            'monitor.verdict': [
-              { guard: 'saysActive', target: 'active', actions: 'recordReason' },
-              { guard: 'saysOverloaded', target: 'overloaded', actions: 'recordReason' },
-            ],
-          },
-        },
+        active: { entry: 'publishState' },
+        overloaded: { entry: 'publishState' },
+        interfered: { entry: 'publishState' },
       },
     },
     draining: {
       entry: 'publishState',
       always: { guard: 'isIdle', target: 'unloading' },
       on: {
-        'query.finished': [
-          { guard: 'isLastInFlight', target: 'unloading', actions: 'countFinished' },
-          { actions: 'countFinished' },
-        ],
+        // `always` above moves on once the count reaches zero.
+        'query.finished': { actions: 'countFinished' },
         'instance.crashed': { target: 'failed', actions: 'recordCrash' },
       },
     },

@@ -64,14 +64,12 @@ export function slowdown(sample: InstanceSample): number | undefined {
 }
 
 /** What this window alone says, given the current verdict (the exit thresholds apply inside a state). */
-function indicated(current: Verdict, s: InstanceSample, th: ClassifierThresholds): Verdict {
-  const load = s.capacity > 0 ? s.arrivalRate / s.capacity : Infinity;
+function indicated(current: Verdict, s: InstanceSample, load: number, ratio: number | undefined, th: ClassifierThresholds): Verdict {
   const backlog = s.queueLength > th.backlogQueries && s.queueGrowth > 0;
   const overloaded = current === 'overloaded'
     ? load >= th.overloadExit || s.queueLength > th.backlogQueries
     : load > th.overloadEnter || backlog;
   if (overloaded) return 'overloaded';
-  const ratio = slowdown(s);
   if (ratio === undefined) return current === 'overloaded' ? 'active' : current;
   const interfered = current === 'interfered' ? ratio >= th.interferenceExit : ratio >= th.interferenceEnter;
   return interfered ? 'interfered' : 'active';
@@ -80,10 +78,10 @@ function indicated(current: Verdict, s: InstanceSample, th: ClassifierThresholds
 export interface Classification { state: ClassifierState; changed: boolean; reason: string }
 
 export function classifyInstance(prev: ClassifierState, sample: InstanceSample, th: ClassifierThresholds = defaultThresholds): Classification {
-  const next = indicated(prev.verdict, sample, th);
-  const streak = next === prev.pending ? prev.streak + 1 : 1;
   const load = sample.capacity > 0 ? sample.arrivalRate / sample.capacity : Infinity;
   const ratio = slowdown(sample);
+  const next = indicated(prev.verdict, sample, load, ratio, th);
+  const streak = next === prev.pending ? prev.streak + 1 : 1;
   const reason = `load ${(load * 100).toFixed(0)}% of capacity, queue ${sample.queueLength} (${sample.queueGrowth >= 0 ? '+' : ''}${sample.queueGrowth}), latency x${ratio === undefined ? '-' : ratio.toFixed(2)} of profile`;
   if (next !== prev.verdict && streak >= th.windows) {
     return { state: { verdict: next, pending: next, streak }, changed: true, reason };

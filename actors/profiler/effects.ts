@@ -3,11 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RequestStrategy, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { fromPromise } from 'xstate';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import { keys, objects, services } from '../../subjects/index.js';
-import { decodeJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
@@ -15,6 +14,7 @@ import { decodeModel, encodeModel } from '../../runtime/onnx-graph.js';
 import { parseModel } from '../../runtime/onnx-session.js';
 import { batchSizesUpTo, type MeasureOptions } from '../../runtime/profile-measure.js';
 import { runProfileChild } from '../../runtime/profile-process.js';
+import { pingInstances } from '../../runtime/service.js';
 import { quantizeDynamicInt8 } from '../../runtime/quantize.js';
 import { kvCreate, kvGet, kvUpdate, objectBytes, putObject, type Stores } from '../../runtime/store.js';
 import type { GroupOutcome } from './machine.js';
@@ -67,15 +67,9 @@ async function loadModel(deps: ProfilerDeps, name: string): Promise<ModelRecord>
   return m.value;
 }
 
-/** Worker ids of the profilers answering a micro-service PING now (all replies within 500 ms). */
+/** Worker ids of the profilers answering a micro-service PING now. */
 export async function liveProfilerIds(nc: NatsConnection): Promise<Set<string>> {
-  const ids = new Set<string>();
-  const replies = await nc.requestMany(`$SRV.PING.${services.profiler}`, new Uint8Array(), { maxWait: 500, strategy: RequestStrategy.Timer });
-  for await (const m of replies) {
-    const id = (decodeJson(m.data) as { metadata?: { workerId?: string } }).metadata?.workerId;
-    if (id) ids.add(id);
-  }
-  return ids;
+  return new Set((await pingInstances(nc, services.profiler)).map((i) => i.metadata.workerId).filter((id): id is string => Boolean(id)));
 }
 
 /**

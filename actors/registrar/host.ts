@@ -1,16 +1,15 @@
 // Hosts the registrar: the infaas-registry micro service, one registration actor per request, and
 // an in-memory view of the registry rebuilt from KV watches on every start.
 import { nanoid } from 'nanoid';
-import { RequestStrategy, type NatsConnection, type Service } from 'nats';
+import type { NatsConnection, Service } from 'nats';
 import { createActor, type ActorRefFrom } from 'xstate';
 import { ModelsRequest, NameRequest, RegisterRequest, type ModelRecord, type RegisterReply } from '../../schemas/registry.js';
 import { services, subjects } from '../../subjects/index.js';
-import { decodeJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../runtime/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
-import { addJsonEndpoint } from '../../runtime/service.js';
+import { addJsonEndpoint, pingInstances } from '../../runtime/service.js';
 import type { Stores } from '../../runtime/store.js';
 import { defaultRegistrarOptions, registrationActors, removeModel, type RegistrarOptions } from './effects.js';
 import { registrationMachine } from './machine.js';
@@ -30,14 +29,6 @@ export interface RegistrarConfig {
 
 export const VERSION = '0.1.0';
 
-/** Ids of registrar instances answering right now (micro-service PING, all replies within 500 ms). */
-async function liveRegistrars(nc: NatsConnection): Promise<Set<string>> {
-  const ids = new Set<string>();
-  const replies = await nc.requestMany(`$SRV.PING.${services.registry}`, new Uint8Array(), { maxWait: 500, strategy: RequestStrategy.Timer });
-  for await (const m of replies) ids.add((decodeJson(m.data) as { id: string }).id);
-  return ids;
-}
-
 export async function startRegistrar(config: RegistrarConfig): Promise<Registrar> {
   const { nc, stores } = config;
   const view = new RegistryView(config.log);
@@ -53,7 +44,7 @@ export async function startRegistrar(config: RegistrarConfig): Promise<Registrar
   const running = new Map<string, ActorRefFrom<typeof registrationMachine>>();
 
   // A registration whose registrar died part-way is rolled back, so nothing half-registered stays.
-  const alive = await liveRegistrars(nc);
+  const alive = new Set((await pingInstances(nc, services.registry)).map((i) => i.id));
   for (const m of view.models.values()) {
     if (m.status !== 'registered' && !alive.has(m.registrar)) {
       log.warn({ model: m.name, status: m.status, registrar: m.registrar }, 'rolling back a registration abandoned by a stopped registrar');
