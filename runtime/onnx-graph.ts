@@ -119,3 +119,18 @@ export function readFloatInitializer(t: TensorProto): Float32Array {
 export function dimsOf(t: TensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }
+
+const ELEMENT_BYTES: Record<number, number> = {
+  [TensorType.FLOAT]: 4, [TensorType.UINT8]: 1, [TensorType.INT8]: 1, [TensorType.INT32]: 4,
+  [TensorType.INT64]: 8, [TensorType.DOUBLE]: 8, [TensorType.FLOAT16]: 2,
+};
+
+/** Bytes of all initializers (the weights a session must keep resident). */
+export function initializerBytes(model: ModelProto): number {
+  let total = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    const count = dimsOf(t).reduce((a, b) => a * b, 1);
+    total += t.rawData && t.rawData.length > 0 ? t.rawData.length : count * (ELEMENT_BYTES[t.dataType ?? 0] ?? 4);
+  }
+  return total;
+}

@@ -19,9 +19,10 @@ process.once('message', (raw) => {
   const job = raw as ChildJob;
   void (async () => {
     try {
-      const validation = job.validationPath ? parseValidationSet(readFileSync(job.validationPath), job.inputs, job.outputs) : undefined;
+      const path = job.validationPath;
+      const loadValidation = path ? () => parseValidationSet(readFileSync(path), job.inputs, job.outputs) : undefined;
       const result = await measure(
-        { modelBytes: readFileSync(job.modelPath), session: job.session, batchSizes: job.batchSizes, inputs: job.inputs, validation, options: job.options },
+        { modelBytes: readFileSync(job.modelPath), session: job.session, batchSizes: job.batchSizes, inputs: job.inputs, loadValidation, options: job.options },
         (fraction, note) => process.send?.({ type: 'progress', fraction, note }),
       );
       process.send?.({ type: 'result', result }, () => process.exit(0));

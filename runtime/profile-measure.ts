@@ -5,7 +5,7 @@ import type { Tensor, TensorSpec } from '../schemas/tensor.js';
 import { elementCount, tensorToArray } from './codec.js';
 import { createSession, ort, type SessionConfig } from './onnx-session.js';
 import { sliceInputs, type ValidationSet } from './validation-set.js';
-import { buildModel, encodeModel, node, onnxElemType, valueInfo } from './onnx-graph.js';
+import { buildModel, decodeModel, encodeModel, initializerBytes, node, onnxElemType, valueInfo } from './onnx-graph.js';
 
 function identityModelBytes(): Uint8Array {
   return encodeModel(buildModel({
@@ -33,7 +33,8 @@ export interface MeasureJob {
   session: SessionConfig;
   batchSizes: number[];
   inputs: TensorSpec[];
-  validation?: ValidationSet;
+  /** Called after the memory measurement, so that what parsing frees cannot be reused unseen. */
+  loadValidation?: () => ValidationSet;
   options: MeasureOptions;
 }
 
@@ -63,11 +64,11 @@ function toOrt(t: Tensor): ort.Tensor {
 }
 
 /** Inputs for a batch: validation rows (repeated if needed) when we have them, else seeded noise. */
-function batchInputs(job: MeasureJob, batch: number): Record<string, ort.Tensor> {
+function batchInputs(job: MeasureJob, validation: ValidationSet | undefined, batch: number): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
-  if (job.validation) {
-    const n = job.validation.samples;
-    const rows = sliceInputs(job.validation, 0, Math.min(batch, n));
+  if (validation) {
+    const n = validation.samples;
+    const rows = sliceInputs(validation, 0, Math.min(batch, n));
     for (const [name, t] of Object.entries(rows)) {
       const per = elementCount(t.shape.slice(1));
       const src = tensorToArray(t) as Float32Array;
@@ -107,15 +108,28 @@ function argmaxAccuracy(out: ort.Tensor, labels: Int32Array, offset: number): nu
 export async function measure(job: MeasureJob, progress: (fraction: number, note: string) => void): Promise<MeasureResult> {
   // The first session in a process also initialises ONNX Runtime itself (tens of ms, a few MB); a
   // worker pays that once, not per variant, so a trivial graph takes that cost before we measure.
-  await (await createSession(identityModelBytes(), job.session)).release();
+  // It stays open until the end: memory it freed could otherwise be reused by the measured session.
+  const warmup = await createSession(identityModelBytes(), job.session);
+  const maxBatch = Math.max(...job.batchSizes);
+  const memoryFeeds = batchInputs(job, undefined, maxBatch);
+  // Memory: resident-set growth over the value just before the session exists, sampled after load
+  // and after a run at the largest batch (the arena's peak), before the validation set is even
+  // read, so its tensors are not counted. (The process's maxRSS high-water mark would count
+  // start-up garbage.)
   const baseline = process.memoryUsage().rss;
+  let peakRss = baseline;
+  const sampleRss = () => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
   const t0 = performance.now();
   const session = await createSession(job.modelBytes, job.session);
   const loadMs = performance.now() - t0;
-  const steps = job.batchSizes.length + (job.validation ? 1 : 0);
+  sampleRss();
+  await session.run(memoryFeeds);
+  sampleRss();
+  const validation = job.loadValidation?.();
+  const steps = job.batchSizes.length + (validation ? 1 : 0);
   const latency: LatencyPoint[] = [];
   for (const [i, batch] of job.batchSizes.entries()) {
-    const feeds = batchInputs(job, batch);
+    const feeds = batchInputs(job, validation, batch);
     const warmStart = performance.now();
     for (let w = 0; w < job.options.warmupRuns || performance.now() - warmStart < job.options.warmupMs; w++) await session.run(feeds);
     const times: number[] = [];
@@ -132,8 +146,8 @@ export async function measure(job: MeasureJob, progress: (fraction: number, note
   }
   let accuracy: number | undefined;
   let validationSamples: number | undefined;
-  if (job.validation) {
-    const v = job.validation;
+  if (validation) {
+    const v = validation;
     const n = Math.min(v.samples, job.options.maxValidationSamples ?? v.samples);
     const chunk = Math.max(...job.batchSizes);
     let correct = 0;
@@ -147,7 +161,10 @@ export async function measure(job: MeasureJob, progress: (fraction: number, note
     validationSamples = n;
     progress(1, `accuracy ${(accuracy * 100).toFixed(2)}% on ${n} samples`);
   }
-  const peakMemoryBytes = Math.max(0, process.resourceUsage().maxRSS * 1024 - baseline);
+  // RSS cannot see allocations that reuse pages the process had already freed, which hides a
+  // small model's session; it must hold its weights at least, so those bound the figure below.
+  const peakMemoryBytes = Math.max(peakRss - baseline, initializerBytes(decodeModel(job.modelBytes)));
   await session.release();
+  await warmup.release();
   return { loadMs, latency, peakMemoryBytes, accuracy, validationSamples };
 }

@@ -99,7 +99,7 @@ export const ProfileRecord = Type.Object(
     worker: Type.String(),
     loadMs: Type.Optional(Type.Number({ minimum: 0 })),
     latency: Type.Optional(Type.Array(LatencyPoint)),
-    /** Growth of the profiling process's peak resident memory over its baseline before loading. */
+    /** Largest growth of the profiling process's resident memory over its value just before loading (sampled after load and after a run at the largest batch), and never less than the model's weight bytes. */
     peakMemoryBytes: Type.Optional(Type.Integer({ minimum: 0 })),
     accuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     accuracySource: Type.Optional(Type.Union([Type.Literal('measured'), Type.Literal('declared')])),
