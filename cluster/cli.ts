@@ -22,6 +22,18 @@ function parsePort(v: string): number {
   return n;
 }
 
+function parsePositive(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive whole number');
+  return n;
+}
+
+function parseNonNegative(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a number >= 0');
+  return n;
+}
+
 /** "image:float32:?x1x28x28" -> {name, dtype, shape}; '?' marks a dynamic (batch) dimension. */
 export function parseTensorSpec(text: string): TensorSpec {
   const [name, dtype, dims] = text.split(':');
@@ -104,12 +116,21 @@ for (const [name, controller, worker, description] of [
   program.command(name).description(description)
     .option('-s, --nats <url>', 'NATS server URL', env.natsUrl ?? 'nats://127.0.0.1:4222')
     .option('--hardware-class <class>', 'hardware class this worker profiles for (default cpu-<threads>t)', env.hardwareClass)
-    .option('--threads <n>', 'threads this worker may use', (v) => Number(v))
-    .action(async (o: { nats: string; hardwareClass?: string; threads?: number }) => {
+    .option('--threads <n>', 'threads this worker may use (default: all cores)', parsePositive)
+    .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
+    .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
+    .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number }) => {
       const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-      const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller, worker, name: `infaas-${name}`, profiler: { hardwareClass: o.hardwareClass, threads: o.threads } });
-      print(`${name} connected to ${o.nats}; Ctrl-C to stop`);
-      await waitForSignal();
+      let stopped!: () => void;
+      const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
+      const stack = await startStack({
+        log, natsUrl: o.nats, dataDir: env.dataDir, controller, worker, name: `infaas-${name}`,
+        profiler: { hardwareClass: o.hardwareClass, threads: o.threads },
+        serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
+      });
+      print(`${name}${stack.worker ? ` ${stack.worker.id} (${stack.worker.hardwareClass})` : ''} connected to ${o.nats}; Ctrl-C to stop`);
+      const why = await Promise.race([waitForSignal(), drained]);
+      print(`${why}: stopping`);
       await stack.stop();
     });
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
 import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
+import { startWorker, type Worker, type WorkerConfig } from '../actors/worker/index.js';
 import { startLocalNats, type LocalNats } from '../runtime/local-nats.js';
 import type { Logger } from '../runtime/log.js';
 import { closeBus, connectBus } from '../runtime/nats.js';
@@ -14,6 +15,7 @@ export interface Stack {
   stores: Stores;
   registrar?: Registrar;
   profiler?: Profiler;
+  worker?: Worker;
   server?: LocalNats;
   stop(): Promise<void>;
 }
@@ -27,6 +29,8 @@ export interface StackOptions {
   controller: boolean;
   worker: boolean;
   profiler?: Omit<ProfilerConfig, 'nc' | 'stores' | 'log'>;
+  /** Serving side of a worker (instances, monitor, autoscaler); shares the profiler's id and class. */
+  serving?: Omit<WorkerConfig, 'nc' | 'stores' | 'log' | 'workerId' | 'hardwareClass' | 'threads'>;
   name?: string;
 }
 
@@ -37,9 +41,13 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const stores = await openStores(nc);
   const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
   const profiler = o.worker ? await startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
+  const worker = profiler ? await startWorker({
+    nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
+  }) : undefined;
   return {
-    url, nc, stores, registrar, profiler, server,
+    url, nc, stores, registrar, profiler, worker, server,
     stop: async () => {
+      await worker?.stop();
       await profiler?.stop();
       await registrar?.stop();
       await closeBus(nc);

@@ -93,6 +93,13 @@ export function tensorToArray(t: Tensor, what = 'tensor'): TypedArray {
   return (Ctor as typeof Float32Array).from(t.data);
 }
 
+/** A tensor whose data is a number array, for JSON answers (raw bytes would read as byte values). */
+export function tensorForJson(t: Tensor): Tensor {
+  if (!(t.data instanceof Uint8Array)) return t;
+  const values = tensorToArray(t);
+  return { dtype: t.dtype, shape: [...t.shape], data: Array.from(values as ArrayLike<number | bigint>, Number) };
+}
+
 export function arrayToTensor(dtype: DType, shape: readonly number[], values: TypedArray): Tensor {
   return { dtype, shape: [...shape], data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }

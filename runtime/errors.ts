@@ -16,6 +16,14 @@ export const ErrorCode = {
   GenerationFailed: 'GENERATION_FAILED',
   ProfilingFailed: 'PROFILING_FAILED',
   Timeout: 'TIMEOUT',
+  VariantNotFound: 'VARIANT_NOT_FOUND',
+  VariantNotLoaded: 'VARIANT_NOT_LOADED',
+  InstanceLoading: 'INSTANCE_LOADING',
+  InvalidInput: 'INVALID_INPUT',
+  DeadlineExceeded: 'DEADLINE_EXCEEDED',
+  WorkerDraining: 'WORKER_DRAINING',
+  NoCapacity: 'NO_CAPACITY',
+  InferenceFailed: 'INFERENCE_FAILED',
   Internal: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -26,9 +34,14 @@ const STATUS: Record<ErrorCode, number> = {
   OBJECT_NOT_FOUND: 404, MODEL_LOAD_FAILED: 422, SIGNATURE_MISMATCH: 422, DUPLICATE_MODEL: 409,
   VALIDATION_SET_INVALID: 422, MODEL_NOT_FOUND: 404, MODEL_BUSY: 409, NO_PROFILER: 503,
   GENERATION_FAILED: 500, PROFILING_FAILED: 500, TIMEOUT: 504, INTERNAL: 500,
+  VARIANT_NOT_FOUND: 404, VARIANT_NOT_LOADED: 409, INSTANCE_LOADING: 503, INVALID_INPUT: 400, DEADLINE_EXCEEDED: 504,
+  WORKER_DRAINING: 503, NO_CAPACITY: 507, INFERENCE_FAILED: 500,
 };
 
-const RETRYABLE = new Set<ErrorCode>(['NO_PROFILER', 'TIMEOUT', 'MODEL_BUSY', 'INTERNAL']);
+// Retryable: another worker, a later moment or a looser deadline can succeed.
+const RETRYABLE = new Set<ErrorCode>([
+  'NO_PROFILER', 'TIMEOUT', 'MODEL_BUSY', 'INTERNAL', 'VARIANT_NOT_LOADED', 'INSTANCE_LOADING', 'WORKER_DRAINING', 'NO_CAPACITY',
+]);
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; retryable: boolean; details?: Record<string, unknown> };

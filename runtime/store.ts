@@ -8,8 +8,13 @@ export interface Stores {
   models: KV;
   variants: KV;
   profiles: KV;
+  workers: KV;
+  instances: KV;
   repository: ObjectStore;
 }
+
+/** Worker and instance records older than this are gone from KV (their writer stopped heartbeating). */
+export const LIVENESS_TTL_MS = 30_000;
 
 export interface StoreOptions {
   /** JetStream replicas: 1 for the embedded server, 3 on a cluster. */
@@ -23,13 +28,17 @@ export interface StoreOptions {
 export async function openStores(nc: NatsConnection, options: StoreOptions = {}): Promise<Stores> {
   const js = nc.jetstream();
   const replicas = options.replicas ?? 1;
-  const [models, variants, profiles, repository] = await Promise.all([
+  const [models, variants, profiles, workers, instances, repository] = await Promise.all([
     js.views.kv(buckets.models, { history: 5, replicas }),
     js.views.kv(buckets.variants, { history: 1, replicas }),
     js.views.kv(buckets.profiles, { history: 1, replicas }),
+    // Liveness without per-key TTL (nats-server 2.9): records are rewritten every window and the
+    // bucket drops values older than LIVENESS_TTL_MS, so a dead worker's records disappear.
+    js.views.kv(buckets.workers, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
+    js.views.kv(buckets.instances, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
     js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
   ]);
-  return { models, variants, profiles, repository };
+  return { models, variants, profiles, workers, instances, repository };
 }
 
 export interface Versioned<T> {

@@ -40,15 +40,36 @@ export const subjects = {
     /** Progress and lifecycle events about one model (registration, generation, profiling). */
     model: (model: string) => `${PREFIX}.events.registry.${checkToken('model', model)}`,
     allModels: `${PREFIX}.events.registry.>`,
+    /** A worker's lifecycle, instance states, autoscaler decisions and mitigation requests. */
+    worker: (workerId: string) => `${PREFIX}.events.worker.${checkToken('worker', workerId)}`,
+    allWorkers: `${PREFIX}.events.worker.>`,
+  },
+  worker: {
+    /** Micro service group of one worker; its endpoints sit under it. */
+    group: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}`,
+    infer: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.infer`,
+    load: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.load`,
+    unload: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.unload`,
+    instances: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.instances`,
+    drain: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.drain`,
   },
   /** Model-less query entry point (served by dispatchers; see the controller issue). */
   query: `${PREFIX}.query`,
   resultsPrefix: `${PREFIX}.results.`,
 } as const;
 
+/** Data-plane headers: deadlines travel with each query as absolute epoch milliseconds. */
+export const headerNames = {
+  /** The answer is worthless after this instant; every hop drops work that cannot finish by then. */
+  deadline: 'Infaas-Deadline',
+  /** When the query entered the system (the first hop sets it), for end-to-end timings. */
+  start: 'Infaas-Start',
+} as const;
+
 export const services = {
   registry: 'infaas-registry',
   profiler: 'infaas-profiler',
+  worker: 'infaas-worker',
 } as const;
 
 export const queueGroups = {
@@ -60,6 +81,10 @@ export const buckets = {
   models: 'infaas_models',
   variants: 'infaas_variants',
   profiles: 'infaas_profiles',
+  /** Worker records with heartbeats (bucket TTL drops the records of workers that died). */
+  workers: 'infaas_workers',
+  /** Instance stats, one key per instance: "<worker>.<instance>". */
+  instances: 'infaas_instances',
   /** Object Store: model files, variant files, validation sets, user uploads. */
   repository: 'infaas_repo',
 } as const;
@@ -71,6 +96,9 @@ export const keys = {
   variantsOf: (model: string) => `${checkToken('model', model)}.>`,
   profile: (variantId: string, hardwareClass: string) => `${checkVariantId(variantId)}.${checkToken('hardware class', hardwareClass)}`,
   profilesOf: (model: string) => `${checkToken('model', model)}.>`,
+  worker: (workerId: string) => checkToken('worker', workerId),
+  instance: (workerId: string, instanceId: string) => `${checkToken('worker', workerId)}.${checkToken('instance', instanceId)}`,
+  instancesOf: (workerId: string) => `${checkToken('worker', workerId)}.>`,
 } as const;
 
 export const objects = {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../../actors/profiler/index.js';
 import { startRegistrar, type Registrar, type RegistrarConfig } from '../../actors/registrar/index.js';
+import { startWorker, type Worker, type WorkerConfig } from '../../actors/worker/index.js';
 import { RegistryClient } from '../../runtime/client.js';
 import { startLocalNats, type LocalNats } from '../../runtime/local-nats.js';
 import { silentLogger } from '../../runtime/log.js';
@@ -53,4 +54,13 @@ export async function startTestSystem(t: Teardown, profiler: Partial<typeof fast
   const prof = await startProfiler({ nc, stores, log: silentLogger, ...fastProfiler, ...profiler });
   t.teardown(async () => { await prof.stop(); await registrar.stop(); });
   return { url: server.url, nc, stores, registrar, profiler: prof, client: new RegistryClient(nc, stores) };
+}
+
+/** A worker serving for the test system's hardware class (profiles exist for it); autoscaling off unless asked. */
+export async function startTestWorker(t: Teardown, sys: { nc: NatsConnection; stores: Stores }, config: Partial<WorkerConfig> = {}): Promise<Worker> {
+  const worker = await startWorker({
+    nc: sys.nc, stores: sys.stores, log: silentLogger, hardwareClass: fastProfiler.hardwareClass, threads: 2, autoscale: false, ...config,
+  });
+  t.teardown(() => worker.stop());
+  return worker;
 }

@@ -1,0 +1,340 @@
+// Hosts one variant instance: its lifecycle actor, its query queue, the batching loop and the
+// per-window counters the monitor reads. The ONNX Runtime session runs in its own thread, so
+// replicas run in parallel and the worker's event loop stays free for NATS.
+import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from 'xstate';
+import type { TensorSpec } from '../../schemas/tensor.js';
+import type { InstanceState } from '../../schemas/worker.js';
+import type { QueryResult } from '../../schemas/query.js';
+import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import type { Feed } from '../../runtime/threaded-session.js';
+import { decideBatch, latencyCurve } from './batching.js';
+import { concatBatch, splitOutputs, type CheckedInputs } from './inputs.js';
+import { instanceMachine, type InstanceInput } from './machine.js';
+
+/** What the host needs from a loaded session (a ThreadedSession in production). */
+export interface InstanceSession {
+  readonly loadMs: number;
+  run(feeds: Record<string, Feed>): Promise<{ outputs: Record<string, Feed>; ms: number }>;
+  close(): Promise<void>;
+  onExit(cb: (err?: Error) => void): void;
+}
+
+export interface InstanceSpec {
+  id: string;
+  variant: string;
+  model: string;
+  maxBatch: number;
+  threads: number;
+  memoryBytes: number;
+  inputs: TensorSpec[];
+  /** This hardware class's profile: latency per batch size and load time (absent: not profiled yet). */
+  profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number };
+}
+
+export interface InstanceOptions {
+  /** Upper bound on a batching wait, whatever the slack. */
+  maxWaitMs: number;
+  /** Scheduling head-room kept when judging whether a query can still finish in time. */
+  marginMs: number;
+}
+
+export const defaultInstanceOptions: InstanceOptions = Object.freeze({ maxWaitMs: 5, marginMs: 0.5 });
+
+export type Outcome = { result: QueryResult } | { error: InfaasError };
+
+export interface QueuedQuery {
+  id?: string;
+  checked: CheckedInputs;
+  /** Absolute deadline and when the query entered the system, epoch ms. */
+  deadline: number;
+  startedAt: number;
+  receivedAt: number;
+  answer: (outcome: Outcome) => void;
+}
+
+export interface InstanceDeps {
+  spec: InstanceSpec;
+  worker: { id: string; hardwareClass: string; pricePerHour: number; threads: number };
+  open: () => Promise<InstanceSession>;
+  log: Logger;
+  /** Called on every lifecycle state change. */
+  onState: (instance: VariantInstance) => void;
+  options?: Partial<InstanceOptions>;
+}
+
+/** Counters of one monitoring window; taken (and reset) by the monitor. */
+export interface InstanceWindow {
+  ms: number;
+  arrivals: number;
+  completions: number;
+  deadlineMisses: number;
+  batches: number;
+  rows: number;
+  /** Observed inference times by batch size (rows). */
+  latency: Map<number, number[]>;
+  queueLength: number;
+}
+
+export class VariantInstance {
+  readonly spec: InstanceSpec;
+  readonly createdAt = new Date().toISOString();
+  readonly latencyMs: (batch: number) => number;
+  /** Queries per second one replica serves at full batches (0 without a profile). */
+  readonly capacityQps: number;
+  loadStartedAt = Date.now();
+  loadMs?: number;
+  lastArrivalAt = Date.now();
+  /** Batches run since the instance loaded (tests check that refused work was never computed). */
+  batchesRun = 0;
+  private readonly queue: QueuedQuery[] = [];
+  private readonly actor: Actor<typeof instanceMachine>;
+  private readonly options: InstanceOptions;
+  private session?: InstanceSession;
+  private running = 0;
+  private timer?: NodeJS.Timeout;
+  private window: InstanceWindow = VariantInstance.emptyWindow();
+  private windowStart = Date.now();
+  private arrivalRate = 0;
+  private readonly done: Promise<void>;
+  /** Settles with the first state after loading: a serving state, or 'failed'. */
+  readonly loaded: Promise<InstanceState>;
+
+  constructor(private readonly deps: InstanceDeps) {
+    this.spec = deps.spec;
+    this.options = { ...defaultInstanceOptions, ...deps.options };
+    this.latencyMs = latencyCurve(deps.spec.profile?.latency ?? []);
+    const full = this.latencyMs(deps.spec.maxBatch);
+    this.capacityQps = full > 0 ? (deps.spec.maxBatch * 1000) / full : 0;
+    const log = deps.log.child({ instance: deps.spec.id, variant: deps.spec.variant });
+    this.actor = createActor(instanceMachine.provide({
+      actors: {
+        loadSession: fromPromiseActor(async () => {
+          this.loadStartedAt = Date.now();
+          const s = await deps.open();
+          s.onExit((err) => {
+            if (this.session === s) this.actor.send({ type: 'instance.crashed', error: err?.message ?? 'session thread exited' });
+          });
+          this.session = s;
+          this.loadMs = Date.now() - this.loadStartedAt;
+        }),
+        releaseSession: fromPromiseActor(async () => {
+          const s = this.session;
+          this.session = undefined;
+          await s?.close();
+        }),
+      },
+      actions: { publishState: () => queueMicrotask(() => this.stateChanged()) },
+    }), { input: { instanceId: deps.spec.id, variantId: deps.spec.variant } });
+    this.done = new Promise((resolve) => {
+      this.actor.subscribe({
+        complete: () => resolve(),
+        error: (err) => { log.error({ err }, 'instance actor failed'); resolve(); },
+      });
+    });
+    this.actor.start();
+    this.loaded = waitFor(this.actor, (s) => stateName(s) !== 'loading', { timeout: Infinity })
+      .then((s) => stateName(s), () => 'failed' as const);
+  }
+
+  private static emptyWindow(): InstanceWindow {
+    return { ms: 0, arrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), queueLength: 0 };
+  }
+
+  get state(): InstanceState {
+    return stateName(this.actor.getSnapshot());
+  }
+
+  get reason(): string | undefined {
+    const c = this.actor.getSnapshot().context;
+    return c.error ?? c.reason;
+  }
+
+  /** Accepts new queries (loading or serving, not draining or gone). */
+  get accepting(): boolean {
+    const s = this.state;
+    return s === 'loading' || s === 'active' || s === 'overloaded' || s === 'interfered';
+  }
+
+  get serving(): boolean {
+    return this.session !== undefined && this.accepting;
+  }
+
+  /** Arrivals per second, smoothed over the last windows. */
+  get recentArrivalRate(): number {
+    return this.arrivalRate;
+  }
+
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  get inFlight(): number {
+    return this.actor.getSnapshot().context.inFlight;
+  }
+
+  /** Milliseconds until a loading instance is expected to serve (0 once loaded). */
+  readyInMs(now = Date.now()): number {
+    if (this.state !== 'loading') return 0;
+    const expected = this.spec.profile?.loadMs ?? 0;
+    return Math.max(0, this.loadStartedAt + expected - now);
+  }
+
+  /** Queues a checked query; the answer arrives through `q.answer`, exactly once. */
+  enqueue(q: QueuedQuery): void {
+    if (!this.accepting) {
+      q.answer({ error: new InfaasError(ErrorCode.VariantNotLoaded, `instance ${this.spec.id} of ${this.spec.variant} is ${this.state}`) });
+      return;
+    }
+    this.window.arrivals++;
+    this.lastArrivalAt = q.receivedAt;
+    this.actor.send({ type: 'query.accepted' });
+    this.queue.push(q);
+    this.pump();
+  }
+
+  /** Finish queued work, refuse new, release the session; resolves once unloaded (or failed). */
+  drain(): Promise<void> {
+    this.actor.send({ type: 'drain.requested' });
+    return this.done;
+  }
+
+  /** Applies a monitor verdict (the machine ignores repeats and verdicts outside serving). */
+  verdict(verdict: 'active' | 'overloaded' | 'interfered', reason: string): void {
+    this.actor.send({ type: 'monitor.verdict', verdict, reason });
+  }
+
+  /** The counters since the last call, and a fresh window. */
+  takeWindow(now = Date.now()): InstanceWindow {
+    const w = this.window;
+    w.ms = Math.max(1, now - this.windowStart);
+    w.queueLength = this.queue.length;
+    this.window = VariantInstance.emptyWindow();
+    this.windowStart = now;
+    // Smoothed arrival rate for batching waits (the monitor uses the raw window counts).
+    this.arrivalRate = 0.5 * this.arrivalRate + 0.5 * ((w.arrivals * 1000) / w.ms);
+    return w;
+  }
+
+  private stateChanged(): void {
+    const s = this.state;
+    if (s === 'failed') this.failQueued(new InfaasError(ErrorCode.InferenceFailed, `instance ${this.spec.id} failed: ${this.reason ?? 'unknown error'}`));
+    if (this.serving || s === 'draining') this.pump();
+    this.deps.onState(this);
+  }
+
+  private failQueued(err: InfaasError): void {
+    for (const q of this.queue.splice(0)) this.finish(q, { error: err });
+  }
+
+  private finish(q: QueuedQuery, outcome: Outcome): void {
+    this.window.completions++;
+    q.answer(outcome);
+    this.actor.send({ type: 'query.finished' });
+  }
+
+  /** Drops expired queries, then runs a batch now or arms a timer for a fuller one. */
+  private pump(): void {
+    if (!this.session || this.running > 0) return;
+    const now = Date.now();
+    const single = this.latencyMs(1);
+    for (let i = 0; i < this.queue.length;) {
+      const q = this.queue[i];
+      if (now + single > q.deadline) {
+        this.queue.splice(i, 1);
+        this.window.deadlineMisses++;
+        this.finish(q, { error: deadlineError(q, now, single) });
+      } else i++;
+    }
+    if (this.queue.length === 0) return;
+    // The wait bound counts from the oldest query's arrival, so re-deciding after a wait cannot
+    // keep a lone query waiting window after window.
+    const waited = now - this.queue[0].receivedAt;
+    const decision = decideBatch({
+      now, deadlines: this.queue.map((q) => q.deadline), maxBatch: this.spec.maxBatch, latencyMs: this.latencyMs,
+      arrivalRate: this.arrivalRate, maxWaitMs: Math.max(0, this.options.maxWaitMs - waited), marginMs: this.options.marginMs,
+    });
+    // A draining instance gets no more arrivals: waiting for a fuller batch would only add delay.
+    if (decision.action === 'wait' && this.state !== 'draining') {
+      this.timer ??= setTimeout(() => { this.timer = undefined; this.pump(); }, decision.ms);
+      return;
+    }
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    void this.runBatch();
+  }
+
+  /** Takes queries in arrival order while their rows fit the variant's maximum batch. */
+  private takeBatch(): QueuedQuery[] {
+    const batch: QueuedQuery[] = [];
+    let rows = 0;
+    while (this.queue.length > 0 && rows + this.queue[0].checked.rows <= this.spec.maxBatch) {
+      const q = this.queue.shift()!;
+      rows += q.checked.rows;
+      batch.push(q);
+    }
+    return batch;
+  }
+
+  private async runBatch(): Promise<void> {
+    const session = this.session!;
+    const batch = this.takeBatch();
+    if (batch.length === 0) return;
+    this.running++;
+    const started = Date.now();
+    try {
+      const { rows, feeds } = concatBatch(batch.map((q) => q.checked));
+      const { outputs, ms } = await session.run(feeds);
+      const parts = splitOutputs(outputs, rows);
+      const total = rows.reduce((a, b) => a + b, 0);
+      this.record(total, ms);
+      const end = Date.now();
+      // Cost: the worker's price for the batch's time, for the share of cores the instance holds,
+      // split over the batch's rows.
+      const perRow = (this.deps.worker.pricePerHour / 3_600_000) * ms * Math.min(1, this.spec.threads / this.deps.worker.threads) / total;
+      batch.forEach((q, i) => this.finish(q, {
+        result: {
+          ...(q.id !== undefined ? { id: q.id } : {}),
+          outputs: parts[i], model: this.spec.model, variant: this.spec.variant,
+          worker: this.deps.worker.id, hardwareClass: this.deps.worker.hardwareClass,
+          timings: { queueMs: started - q.receivedAt, inferenceMs: ms, totalMs: end - q.startedAt },
+          cost: perRow * q.checked.rows,
+        },
+      }));
+    } catch (err) {
+      const e = err instanceof InfaasError ? err : new InfaasError(ErrorCode.InferenceFailed, `inference failed: ${(err as Error).message}`);
+      for (const q of batch) this.finish(q, { error: e });
+    } finally {
+      this.running--;
+      this.pump();
+    }
+  }
+
+  private record(rows: number, ms: number): void {
+    this.batchesRun++;
+    this.window.batches++;
+    this.window.rows += rows;
+    const list = this.window.latency.get(rows);
+    if (list) list.push(ms);
+    else this.window.latency.set(rows, [ms]);
+  }
+}
+
+function deadlineError(q: QueuedQuery, now: number, needMs: number): InfaasError {
+  const left = q.deadline - now;
+  return new InfaasError(
+    ErrorCode.DeadlineExceeded,
+    left <= 0 ? `deadline passed ${(-left).toFixed(0)} ms ago; not computed` : `${left.toFixed(1)} ms left, inference needs ~${needMs.toFixed(2)} ms; not computed`,
+    { deadline: q.deadline, now },
+  );
+}
+
+/** The flat state name of an instance snapshot ('serving.active' reads as 'active'). */
+export function stateName(snapshot: SnapshotFrom<typeof instanceMachine>): InstanceState {
+  const v = snapshot.value;
+  if (typeof v === 'string') return (v === 'unloading' ? 'draining' : v) as InstanceState;
+  return (v as { serving: InstanceState }).serving;
+}
+
+function fromPromiseActor(fn: () => Promise<void>) {
+  return fromPromise<void, InstanceInput>(fn);
+}

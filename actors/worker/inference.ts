@@ -1,0 +1,104 @@
+// The worker dispatcher's data plane: decode and validate a forwarded query, enforce its deadline,
+// route it to an instance of its variant, and answer exactly once, straight to the client's reply
+// subject or to the query's result subject.
+import { headers as natsHeaders, type NatsConnection, type ServiceMsg } from 'nats';
+import type { QueryResult } from '../../schemas/query.js';
+import { InferRequest } from '../../schemas/worker.js';
+import { validate } from '../../schemas/validate.js';
+import { headerNames } from '../../subjects/index.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, isJson, tensorForJson } from '../../runtime/codec.js';
+import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import { checkInputs } from '../instance/inputs.js';
+import type { Outcome, VariantInstance } from '../instance/host.js';
+
+/** What the data plane needs from the worker host. */
+export interface Router {
+  readonly draining: boolean;
+  /** An instance that can take a query due at `deadline`, or a specific error (not loaded, loading too long, no room...). */
+  route(variant: string, load: boolean, deadline: number, now: number): VariantInstance;
+}
+
+export interface InferenceOptions {
+  /** Requests bigger than this are refused (the server's max_payload bounds it anyway). */
+  maxRequestBytes: number;
+  /** Deadline for a query that carries none: generous, so direct callers are not surprised. */
+  defaultDeadlineMs: number;
+}
+
+export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: 1024 * 1024, defaultDeadlineMs: 30_000 });
+
+function headerTime(msg: ServiceMsg, name: string): number | undefined {
+  const v = msg.headers?.get(name);
+  if (!v) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InfaasError(ErrorCode.BadRequest, `header ${name} must be epoch milliseconds, got "${v.slice(0, 40)}"`);
+  return n;
+}
+
+export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger) {
+  const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
+
+  const send = (msg: ServiceMsg, json: boolean, outcome: Outcome, resultSubject?: string): void => {
+    let data: Uint8Array;
+    let h = natsHeaders();
+    let err = 'error' in outcome ? outcome.error : undefined;
+    if (!err) {
+      let result = (outcome as { result: QueryResult }).result;
+      if (json) result = { ...result, outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, tensorForJson(v)])) };
+      const enc = encodePayload(result, json);
+      if (enc.data.length + 256 > maxPayload()) {
+        err = new InfaasError(ErrorCode.PayloadTooLarge, `the answer is ${enc.data.length} bytes, over the server's max payload of ${maxPayload()} bytes`);
+      } else {
+        data = enc.data;
+        h = enc.headers;
+      }
+    }
+    if (err) {
+      data = encodePayload(err.toBody(), json).data;
+      h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
+      h.set('Nats-Service-Error-Code', String(err.status));
+      h.set('Nats-Service-Error', `${err.code}: ${err.message}`.slice(0, 1000));
+    }
+    try {
+      if (resultSubject) nc.publish(resultSubject, data!, { headers: h });
+      else if (msg.reply) msg.respond(data!, { headers: h });
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'could not send an answer');
+    }
+  };
+
+  return (err: Error | null, msg: ServiceMsg): void => {
+    if (err) {
+      log.error({ err }, 'inference endpoint stopped');
+      return;
+    }
+    const receivedAt = Date.now();
+    const json = isJson(msg.headers);
+    let resultSubject: string | undefined;
+    try {
+      if (msg.data.length > options.maxRequestBytes) {
+        throw new InfaasError(ErrorCode.PayloadTooLarge, `request is ${msg.data.length} bytes; this worker takes at most ${options.maxRequestBytes}`);
+      }
+      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries');
+      const req = validate(InferRequest, decodePayload(msg.data, msg.headers), 'inference request');
+      resultSubject = req.resultSubject;
+      const deadline = headerTime(msg, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
+      const startedAt = headerTime(msg, headerNames.start) ?? receivedAt;
+      if (deadline <= receivedAt) {
+        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached the worker; not computed`, { deadline, now: receivedAt });
+      }
+      const instance = router.route(req.variant, req.load ?? false, deadline, receivedAt);
+      const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
+      instance.enqueue({
+        ...(req.id !== undefined ? { id: req.id } : {}),
+        checked, deadline, startedAt, receivedAt,
+        answer: (outcome) => send(msg, json, outcome, resultSubject),
+      });
+    } catch (e) {
+      const ie = toInfaasError(e);
+      if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
+      send(msg, json, { error: ie }, resultSubject);
+    }
+  };
+}

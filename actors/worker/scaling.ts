@@ -1,0 +1,104 @@
+// The model-autoscaler's effects: build a snapshot of this worker's instances and the variants it
+// could switch to, ask the pure policy (model-autoscaler/plan.ts) what to do, and do it; every
+// decision is published as an event with its reasons and numbers.
+import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
+import { keys } from '../../subjects/index.js';
+import type { Logger } from '../../runtime/log.js';
+import type { RegistryView } from '../../runtime/registry-view.js';
+import { latencyCurve } from '../instance/batching.js';
+import type { VariantInstance } from '../instance/host.js';
+import {
+  initialScalingState, planWorkerScaling,
+  type ScalingAction, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,
+} from '../model-autoscaler/plan.js';
+
+export interface ScalingDeps {
+  settings: ScalingSettings;
+  threads: number;
+  memoryBytes: number;
+  hardwareClass: string;
+  view: RegistryView;
+  log: Logger;
+  instances: () => VariantInstance[];
+  startInstance: (variant: string) => VariantInstance;
+  event: (type: WorkerEventType, message: string, fields?: Partial<WorkerEvent>) => void;
+}
+
+export class ScalingRunner {
+  private state: ScalingState = initialScalingState;
+
+  constructor(private readonly deps: ScalingDeps) {}
+
+  /** The variants of every model with an instance here, with this class's finished profiles. */
+  variantsFor(models: Set<string>): Map<string, ScalingVariant> {
+    const out = new Map<string, ScalingVariant>();
+    for (const v of this.deps.view.variants.values()) {
+      if (!models.has(v.model)) continue;
+      const p = this.deps.view.profiles.get(keys.profile(v.id, this.deps.hardwareClass));
+      if (!p || p.status !== 'done' || !p.latency || p.latency.length === 0) continue;
+      const full = latencyCurve(p.latency)(v.maxBatch);
+      out.set(v.id, {
+        id: v.id, model: v.model, precision: v.precision, maxBatch: v.maxBatch, threads: v.intraOpThreads,
+        accuracy: p.accuracy ?? 0, loadMs: p.loadMs ?? 0, memoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
+        capacityQps: full > 0 ? (v.maxBatch * 1000) / full : 0,
+      });
+    }
+    return out;
+  }
+
+  snapshot(now = Date.now()): WorkerScalingSnapshot {
+    const instances = this.deps.instances();
+    return {
+      now, threads: this.deps.threads, memoryBytes: this.deps.memoryBytes,
+      instances: instances.map((i) => ({
+        id: i.spec.id, variant: i.spec.variant, state: i.state, arrivalRate: i.recentArrivalRate,
+        queueLength: i.queueLength, idleMs: now - i.lastArrivalAt,
+      })),
+      variants: this.variantsFor(new Set(instances.map((i) => i.spec.model))),
+    };
+  }
+
+  async round(): Promise<void> {
+    const plan = planWorkerScaling(this.state, this.snapshot(), this.deps.settings);
+    this.state = plan.state;
+    for (const a of plan.actions) await this.carryOut(a);
+  }
+
+  private async carryOut(a: ScalingAction): Promise<void> {
+    const { log, event } = this.deps;
+    const byId = new Map(this.deps.instances().map((i) => [i.spec.id, i]));
+    const variant = a.type === 'switch' ? a.from : a.variant;
+    event('autoscaler.decision', `${a.type}${a.type === 'switch' ? ` (${a.reason}) ${a.from} -> ${a.to}` : ` ${a.variant}`}: ${a.why}`, {
+      variant, ...('instance' in a ? { instance: a.instance } : {}), details: { action: a.type, ...a.details },
+    });
+    log.info({ action: a.type, variant, why: a.why }, 'autoscaler decision');
+    try {
+      switch (a.type) {
+        case 'replicate':
+          this.deps.startInstance(a.variant);
+          break;
+        case 'switch': {
+          // Make before break: the old instance keeps serving until the new one is active.
+          const next = this.deps.startInstance(a.to);
+          void next.loaded.then((s) => {
+            if (s !== 'failed') void byId.get(a.instance)?.drain();
+            else log.warn({ to: a.to, reason: next.reason }, 'switch target failed to load; keeping the old instance');
+          });
+          break;
+        }
+        case 'remove':
+        case 'unload':
+          void byId.get(a.instance)?.drain();
+          break;
+        case 'mitigate':
+          // The controller (VM-autoscaler) listens for these and places the variant elsewhere.
+          event('mitigation.requested', `${a.variant} needs capacity elsewhere: ${a.why}`, {
+            variant: a.variant, instance: a.instance, details: a.details,
+          });
+          break;
+      }
+    } catch (err) {
+      log.warn({ action: a.type, err: (err as Error).message }, 'autoscaler action failed');
+    }
+  }
+}
