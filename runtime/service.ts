@@ -57,9 +57,14 @@ export interface ServiceInstance { id: string; metadata: Record<string, string> 
 export async function pingInstances(nc: NatsConnection, service: string, waitMs = 500): Promise<ServiceInstance[]> {
   const out: ServiceInstance[] = [];
   const replies = await nc.requestMany(`$SRV.PING.${service}`, new Uint8Array(), { maxWait: waitMs, strategy: RequestStrategy.Timer });
-  for await (const m of replies) {
-    const r = decodeJson(m.data) as { id?: unknown; metadata?: unknown };
-    if (typeof r.id === 'string') out.push({ id: r.id, metadata: (r.metadata ?? {}) as Record<string, string> });
+  try {
+    for await (const m of replies) {
+      const r = decodeJson(m.data) as { id?: unknown; metadata?: unknown };
+      if (typeof r.id === 'string') out.push({ id: r.id, metadata: (r.metadata ?? {}) as Record<string, string> });
+    }
+  } catch (err) {
+    // No responders (503) means no instance is running: an empty answer, not a failure.
+    if ((err as { code?: string }).code !== '503') throw err;
   }
   return out;
 }

@@ -75,3 +75,18 @@ t.test('a repeated verdict changes nothing and publishes nothing', async (t) => 
   t.equal(published, before + 1);
   t.equal(actor.getSnapshot().context.reason, 'slow');
 });
+
+t.test('verdicts as pure transitions: active -> overloaded -> interfered -> active; loading ignores them', async (t) => {
+  const ctx = { ...input, inFlight: 0, verdict: 'active' as const };
+  let s = loaded.resolveState({ value: { serving: 'active' }, context: ctx });
+  for (const [verdict, want] of [['overloaded', 'overloaded'], ['interfered', 'interfered'], ['active', 'active']] as const) {
+    [s] = transition(loaded, s, { type: 'monitor.verdict', verdict, reason: verdict });
+    t.same(s.value, { serving: want }, `-> ${want}`);
+    t.equal(s.context.verdict, verdict);
+  }
+  const [stillLoading] = transition(loaded, loaded.resolveState({ value: 'loading', context: ctx }), { type: 'monitor.verdict', verdict: 'overloaded', reason: 'x' });
+  t.equal(stillLoading.value, 'loading');
+  const [crashed] = transition(loaded, s, { type: 'instance.crashed', error: 'thread died' });
+  t.equal(crashed.value, 'failed');
+  t.equal(crashed.context.error, 'thread died');
+});

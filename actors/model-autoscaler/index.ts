@@ -3,3 +3,4 @@ export {
   planWorkerScaling, defaultScalingSettings, initialScalingState,
   type ScalingAction, type ScalingInstance, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,
 } from './plan.js';
+export { autoscalerMachine, type AutoscalerEvent } from './machine.js';

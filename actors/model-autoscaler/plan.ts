@@ -68,10 +68,10 @@ export interface ScalingSettings {
 /**
  * Defaults. Headroom 0.8 plans to run at 80 % of profiled capacity, the same margin at which the
  * monitor lets an instance leave Overloaded, so a scaled-up group does not classify as overloaded
- * again. Scale-down waits 30 s (six 5 s monitor windows) and the cooldown is one window, so one
- * action's effect is observed before the next. 120 s idle before unloading keeps a model warm
+ * again. Scale-down waits 30 s (thirty 1 s monitor windows) and the cooldown is five windows, so
+ * one action's effect is observed before the next. 120 s idle before unloading keeps a model warm
  * across short gaps, since reloading costs its loadMs on the next query. Accuracy may drop by half
- * a point: the profile's own measurement noise on a 10k test set. 1.5 is INFaaS's factor: it
+ * a point: about the measurement noise of accuracy on a validation set of a few thousand samples. 1.5 is INFaaS's factor: it
  * upgraded rather than replicated only when the upgrade loaded within 1.5x the replica's time.
  */
 export const defaultScalingSettings: ScalingSettings = Object.freeze({

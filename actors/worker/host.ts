@@ -17,8 +17,7 @@ import { ThreadedSession } from '../../runtime/threaded-session.js';
 import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/host.js';
 import { monitorMachine } from '../monitor/machine.js';
 import { CpuSampler, InstanceSampler, defaultMonitorOptions, type MonitorOptions } from '../monitor/sampler.js';
-import { autoscalerMachine } from '../model-autoscaler/machine.js';
-import { defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/plan.js';
+import { autoscalerMachine, defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/index.js';
 import { ScalingRunner } from './scaling.js';
 import { defaultInferenceOptions, inferenceHandler, type InferenceOptions, type Router } from './inference.js';
 import { workerMachine } from './machine.js';
@@ -173,8 +172,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
       withdraw: fromVoid(async () => withdraw()),
     },
     actions: {
-      publishState: ({ context }) => {
-        const s = actor.getSnapshot().value as string;
+      publishState: ({ context }, { state: s }) => {
         if (s === 'draining') { void writeRecord('draining'); event('worker.draining', `draining${context.reason ? ` (${context.reason})` : ''}`); }
         if (s === 'ready') event('worker.started', `ready: ${threads} threads, ${mb(memoryBytes)}, ${hardwareClass}, $${pricePerHour.toFixed(3)}/h`);
         if (s === 'stopped') { event('worker.stopped', 'stopped'); config.onStopped?.(); }

@@ -14,8 +14,11 @@ export const workerMachine = setup({
     withdraw: fromPromise<void>(async () => { throw new Error('withdraw not provided'); }),
   },
   actions: {
-    /** Rewrites the worker's KV record and publishes a lifecycle event; provided by the host. */
-    publishState: () => {},
+    /**
+     * Rewrites the worker's KV record and publishes a lifecycle event; provided by the host. The
+     * state comes as a parameter: inside an entry action the actor's snapshot is still the old one.
+     */
+    publishState: (_, _params: { state: 'ready' | 'draining' | 'stopped' | 'failed' }) => {},
   },
 }).createMachine({
   id: 'worker',
@@ -30,11 +33,11 @@ export const workerMachine = setup({
       },
     },
     ready: {
-      entry: 'publishState',
+      entry: { type: 'publishState', params: { state: 'ready' } },
       on: { 'drain.requested': { target: 'draining', actions: assign({ reason: ({ event }) => event.reason }) } },
     },
     draining: {
-      entry: 'publishState',
+      entry: { type: 'publishState', params: { state: 'draining' } },
       invoke: {
         src: 'drainInstances',
         onDone: 'withdrawing',
@@ -45,7 +48,7 @@ export const workerMachine = setup({
     withdrawing: {
       invoke: { src: 'withdraw', onDone: 'stopped', onError: 'stopped' },
     },
-    stopped: { type: 'final', entry: 'publishState' },
-    failed: { type: 'final', entry: 'publishState' },
+    stopped: { type: 'final', entry: { type: 'publishState', params: { state: 'stopped' } } },
+    failed: { type: 'final', entry: { type: 'publishState', params: { state: 'failed' } } },
   },
 });

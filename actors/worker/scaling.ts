@@ -10,7 +10,7 @@ import type { VariantInstance } from '../instance/host.js';
 import {
   initialScalingState, planWorkerScaling,
   type ScalingAction, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,
-} from '../model-autoscaler/plan.js';
+} from '../model-autoscaler/index.js';
 
 export interface ScalingDeps {
   settings: ScalingSettings;
@@ -52,7 +52,7 @@ export class ScalingRunner {
       now, threads: this.deps.threads, memoryBytes: this.deps.memoryBytes,
       instances: instances.map((i) => ({
         id: i.spec.id, variant: i.spec.variant, state: i.state, arrivalRate: i.recentArrivalRate,
-        queueLength: i.queueLength, idleMs: now - i.lastArrivalAt,
+        queueLength: i.queueLength, idleMs: now - i.lastArrivalAt, threads: i.spec.threads, memoryBytes: i.spec.memoryBytes,
       })),
       variants: this.variantsFor(new Set(instances.map((i) => i.spec.model))),
     };
