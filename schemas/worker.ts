@@ -118,6 +118,11 @@ export const InferRequest = Type.Object(
     resultSubject: Type.Optional(Type.String({ pattern: '^infaas\\.results\\.[A-Za-z0-9_.-]+$', maxLength: 256 })),
     /** Start an instance of the variant if none is loaded (the dispatcher counted its load time). */
     load: Type.Optional(Type.Boolean()),
+    /**
+     * Only this exact variant will do (the user named it). Otherwise, when this worker's autoscaler
+     * has switched the variant to another of the same model, the query is served by that one.
+     */
+    pinned: Type.Optional(Type.Boolean()),
   },
   { $id: 'InferRequest', additionalProperties: false },
 );

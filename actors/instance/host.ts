@@ -39,6 +39,12 @@ export interface InstanceOptions {
   marginMs: number;
 }
 
+/**
+ * What loading costs beyond the profiled session creation: starting the session thread and
+ * importing ONNX Runtime in it (measured 70-170 ms on the 2-core dev VM) and fetching the file.
+ */
+export const SESSION_START_MS = 200;
+
 export const defaultInstanceOptions: InstanceOptions = Object.freeze({ maxWaitMs: 5, marginMs: 0.5 });
 
 export type Outcome = { result: QueryResult } | { error: InfaasError };
@@ -96,6 +102,7 @@ export class VariantInstance {
   private window: InstanceWindow = VariantInstance.emptyWindow();
   private windowStart = Date.now();
   private arrivalRate = 0;
+  private lastWindowRate = 0;
   private readonly done: Promise<void>;
   /** Settles with the first state after loading: a serving state, or 'failed'. */
   readonly loaded: Promise<InstanceState>;
@@ -160,9 +167,9 @@ export class VariantInstance {
     return this.session !== undefined && this.accepting;
   }
 
-  /** Arrivals per second, smoothed over the last windows. */
+  /** Arrivals per second in the last complete monitoring window. */
   get recentArrivalRate(): number {
-    return this.arrivalRate;
+    return this.lastWindowRate;
   }
 
   get queueLength(): number {
@@ -176,7 +183,7 @@ export class VariantInstance {
   /** Milliseconds until a loading instance is expected to serve (0 once loaded). */
   readyInMs(now = Date.now()): number {
     if (this.state !== 'loading') return 0;
-    const expected = this.spec.profile?.loadMs ?? 0;
+    const expected = (this.spec.profile?.loadMs ?? 0) + SESSION_START_MS;
     return Math.max(0, this.loadStartedAt + expected - now);
   }
 
@@ -188,6 +195,31 @@ export class VariantInstance {
     }
     this.window.arrivals++;
     this.lastArrivalAt = q.receivedAt;
+    this.actor.send({ type: 'query.accepted' });
+    this.queue.push(q);
+    this.pump();
+  }
+
+  /**
+   * Hands queued (not yet running) queries to a replacement instance of the same model: a switch
+   * should not leave them to age in the queue of the instance it is retiring. Queries with more
+   * rows than the replacement batches stay here.
+   */
+  handOver(to: VariantInstance): number {
+    const keep: QueuedQuery[] = [];
+    let moved = 0;
+    for (const q of this.queue.splice(0)) {
+      if (q.checked.rows > to.spec.maxBatch || !to.accepting) { keep.push(q); continue; }
+      moved++;
+      this.actor.send({ type: 'query.finished' });
+      to.adopt(q);
+    }
+    this.queue.push(...keep);
+    return moved;
+  }
+
+  /** Takes a query handed over by another instance (not counted as a new arrival). */
+  private adopt(q: QueuedQuery): void {
     this.actor.send({ type: 'query.accepted' });
     this.queue.push(q);
     this.pump();
@@ -212,7 +244,8 @@ export class VariantInstance {
     this.window = VariantInstance.emptyWindow();
     this.windowStart = now;
     // Smoothed arrival rate for batching waits (the monitor uses the raw window counts).
-    this.arrivalRate = 0.5 * this.arrivalRate + 0.5 * ((w.arrivals * 1000) / w.ms);
+    this.lastWindowRate = (w.arrivals * 1000) / w.ms;
+    this.arrivalRate = 0.5 * this.arrivalRate + 0.5 * this.lastWindowRate;
     return w;
   }
 

@@ -140,6 +140,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
       inputs: m.inputs, ...(p?.latency && p.loadMs !== undefined ? { profile: { latency: p.latency, loadMs: p.loadMs } } : {}),
     };
     if (!spec.profile) log.warn({ variant: v.id }, 'no profile for this hardware class yet: batching without a latency curve, no classification');
+    replacements.delete(variantId);
     const inst = new VariantInstance({
       spec, log, onState, options: config.instance,
       worker: { id, hardwareClass, pricePerHour, threads },
@@ -187,9 +188,24 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     startedAt, heartbeatAt: Date.now(),
   });
 
+  // Variants this worker's autoscaler switched away from, and what replaced them: unpinned queries
+  // for the old variant (sent before the controller saw the switch) are served by the new one.
+  const replacements = new Map<string, string>();
+  const current = (variant: string): string => {
+    let v = variant;
+    for (let hops = 0; hops < 8; hops++) {
+      if ([...instances.values()].some((i) => i.spec.variant === v && i.accepting)) return v;
+      const next = replacements.get(v);
+      if (!next) break;
+      v = next;
+    }
+    return variant;
+  };
+
   const router: Router = {
     get draining() { return actor.getSnapshot().value !== 'ready'; },
-    route: (variant, loadIfNeeded, deadline, now) => {
+    route: (requested, { load: loadIfNeeded, pinned }, deadline, now) => {
+      const variant = pinned ? requested : current(requested);
       const mine = [...instances.values()].filter((i) => i.spec.variant === variant && i.accepting);
       const serving = mine.filter((i) => i.serving);
       if (serving.length > 0) {
@@ -250,7 +266,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const sampler = new InstanceSampler(id, hardwareClass, monitorOptions.thresholds);
   const scaling = new ScalingRunner({
     settings: { ...defaultScalingSettings, ...config.scaling }, threads, memoryBytes, view, hardwareClass, log,
-    instances: () => live(), startInstance, event,
+    instances: () => live(), startInstance, event, replaced: (from, to) => replacements.set(from, to),
   });
   const autoscaler = createActor(autoscalerMachine.provide({
     actors: { planAndAct: fromVoid(() => scaling.round()) },

@@ -16,7 +16,7 @@ import type { Outcome, VariantInstance } from '../instance/host.js';
 export interface Router {
   readonly draining: boolean;
   /** An instance that can take a query due at `deadline`, or a specific error (not loaded, loading too long, no room...). */
-  route(variant: string, load: boolean, deadline: number, now: number): VariantInstance;
+  route(variant: string, opts: { load: boolean; pinned: boolean }, deadline: number, now: number): VariantInstance;
 }
 
 export interface InferenceOptions {
@@ -88,7 +88,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       if (deadline <= receivedAt) {
         throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached the worker; not computed`, { deadline, now: receivedAt });
       }
-      const instance = router.route(req.variant, req.load ?? false, deadline, receivedAt);
+      const instance = router.route(req.variant, { load: req.load ?? false, pinned: req.pinned ?? false }, deadline, receivedAt);
       const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
       instance.enqueue({
         ...(req.id !== undefined ? { id: req.id } : {}),

@@ -21,6 +21,8 @@ export interface ScalingDeps {
   log: Logger;
   instances: () => VariantInstance[];
   startInstance: (variant: string) => VariantInstance;
+  /** A switch completed: unpinned queries for `from` now go to `to`. */
+  replaced: (from: string, to: string) => void;
   event: (type: WorkerEventType, message: string, fields?: Partial<WorkerEvent>) => void;
 }
 
@@ -81,8 +83,15 @@ export class ScalingRunner {
           // Make before break: the old instance keeps serving until the new one is active.
           const next = this.deps.startInstance(a.to);
           void next.loaded.then((s) => {
-            if (s !== 'failed') void byId.get(a.instance)?.drain();
-            else log.warn({ to: a.to, reason: next.reason }, 'switch target failed to load; keeping the old instance');
+            if (s === 'failed') {
+              log.warn({ to: a.to, reason: next.reason }, 'switch target failed to load; keeping the old instance');
+              return;
+            }
+            if (!this.deps.instances().some((i) => i.spec.variant === a.from && i.spec.id !== a.instance)) this.deps.replaced(a.from, a.to);
+            const old = byId.get(a.instance);
+            const moved = old?.handOver(next) ?? 0;
+            if (moved > 0) log.info({ from: a.instance, to: next.spec.id, moved }, 'queued queries handed over');
+            void old?.drain();
           });
           break;
         }
