@@ -8,6 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
 import { startProfiler } from '../actors/profiler/index.js';
@@ -45,7 +46,7 @@ type TargetName = keyof typeof TARGETS;
 
 interface Setup { url: string; workerId: string; batched: string; single: string; object: string; session: SessionConfig }
 interface RunSpec { target: TargetName; rate: number; seed: number; warmupS: number; measureS: number }
-interface LoadResult { offered: number; achieved: number; p50: number; p99: number; meanBatch: number; lagP99: number; errors: [string, number][] }
+interface LoadResult { offered: number; achieved: number; completed: number; p50: number; p99: number; lagP99: number; errors: [string, number][] }
 type ToChild = { type: 'setup'; setup: Setup } | { type: 'run'; spec: RunSpec } | { type: 'calibrate'; target: TargetName } | { type: 'exit' };
 type FromChild = { type: 'ready' } | { type: 'mark'; which: 'start' | 'end' } | { type: 'result'; result: LoadResult } | { type: 'capacity'; qps: number };
 
@@ -60,8 +61,7 @@ function rng(seed: number): () => number {
 
 // ---------------------------------------------------------------- the load generator (child)
 
-/** Sends one query; resolves with the batch it ran in when the system says (its inferenceMs, shared by a batch's queries). */
-type Send = (image: number) => Promise<number | undefined>;
+type Send = (image: number) => Promise<void>;
 
 /**
  * Open loop: arrivals at precomputed Poisson instants, sent whatever the answers do, on a 1 ms
@@ -73,7 +73,7 @@ async function openLoop(send: Send, spec: RunSpec, mark: (which: 'start' | 'end'
   const arrivals: number[] = [];
   for (let t = -Math.log(random()) / spec.rate; t < spec.warmupS + spec.measureS; t += -Math.log(random()) / spec.rate) arrivals.push(t * 1000);
   const [from, to] = [spec.warmupS * 1000, (spec.warmupS + spec.measureS) * 1000];
-  const shots: { at: number; sent: number; end: number; batch?: number; error?: string }[] = [];
+  const shots: { at: number; sent: number; end: number; error?: string }[] = [];
   const pending: Promise<void>[] = [];
   const t0 = performance.now();
   const marks = [setTimeout(() => mark('start'), from), setTimeout(() => mark('end'), to)];
@@ -83,7 +83,7 @@ async function openLoop(send: Send, spec: RunSpec, mark: (which: 'start' | 'end'
       const shot: (typeof shots)[number] = { at: arrivals[next], sent: now, end: NaN };
       shots.push(shot);
       pending.push(send(next % IMAGES).then(
-        (batch) => { shot.end = performance.now() - t0; shot.batch = batch; },
+        () => { shot.end = performance.now() - t0; },
         (err: unknown) => { shot.end = performance.now() - t0; shot.error = err instanceof InfaasError ? err.code : (err as Error).message; },
       ));
     }
@@ -93,15 +93,13 @@ async function openLoop(send: Send, spec: RunSpec, mark: (which: 'start' | 'end'
   await delay(Math.max(0, to - (performance.now() - t0)) + 5);
   marks.forEach(clearTimeout);
   const measured = shots.filter((s) => s.at >= from && s.at < to);
-  const answered = measured.filter((s) => !s.error);
-  const latencies = answered.map((s) => s.end - s.sent).sort((a, b) => a - b);
-  const batches = new Set(answered.map((s, i) => s.batch ?? -1 - i)).size;
+  const latencies = measured.filter((s) => !s.error).map((s) => s.end - s.sent).sort((a, b) => a - b);
   const completed = shots.filter((s) => !s.error && s.end >= from && s.end < to).length;
   const errors = new Map<string, number>();
   for (const s of measured) if (s.error) errors.set(s.error, (errors.get(s.error) ?? 0) + 1);
   return {
-    offered: measured.length / spec.measureS, achieved: completed / spec.measureS,
-    p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), meanBatch: batches > 0 ? answered.length / batches : 0,
+    offered: measured.length / spec.measureS, achieved: completed / spec.measureS, completed,
+    p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
     lagP99: percentile(measured.map((s) => s.sent - s.at).sort((a, b) => a - b), 0.99), errors: [...errors],
   };
 }
@@ -124,7 +122,7 @@ async function capacity(send: Send, c: typeof CALIBRATION): Promise<number> {
 /** Direct ONNX Runtime: one session.run per query, FIFO in this process; no NATS, no batching. */
 function directSend(session: ort.InferenceSession, images: Float32Array): Send {
   const tensors = Array.from({ length: IMAGES }, (_, i) => new ort.Tensor('float32', images.slice(i * 784, (i + 1) * 784), [1, 1, 28, 28]));
-  const queue: { image: number; deadline: number; resolve: (batch: undefined) => void; reject: (e: Error) => void }[] = [];
+  const queue: { image: number; deadline: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   let running = false;
   const pump = async (): Promise<void> => {
     if (running) return;
@@ -133,11 +131,11 @@ function directSend(session: ort.InferenceSession, images: Float32Array): Send {
       const q = queue.shift()!;
       // The worker's rule too: a query past its deadline is dropped, not computed.
       if (Date.now() > q.deadline) { q.reject(new InfaasError('DEADLINE_EXCEEDED', 'deadline passed in the queue')); continue; }
-      try { await session.run({ image: tensors[q.image] }); q.resolve(undefined); } catch (err) { q.reject(err as Error); }
+      try { await session.run({ image: tensors[q.image] }); q.resolve(); } catch (err) { q.reject(err as Error); }
     }
     running = false;
   };
-  return (image) => new Promise<undefined>((resolve, reject) => { queue.push({ image, deadline: Date.now() + DEADLINE_MS, resolve, reject }); void pump(); });
+  return (image) => new Promise<void>((resolve, reject) => { queue.push({ image, deadline: Date.now() + DEADLINE_MS, resolve, reject }); void pump(); });
 }
 
 async function generator(): Promise<void> {
@@ -154,7 +152,7 @@ async function generator(): Promise<void> {
       const images = loadSplit('validation', IMAGES).images;
       const pool = Array.from({ length: IMAGES }, (_, i) => arrayToTensor('float32', [1, 1, 28, 28], images.slice(i * 784, (i + 1) * 784)));
       const wc = new WorkerClient(nc);
-      const via = (variant: string): Send => async (image) => (await wc.infer(s.workerId, { variant, inputs: { image: pool[image] } }, { deadlineMs: DEADLINE_MS })).timings.inferenceMs;
+      const via = (variant: string): Send => async (image) => { await wc.infer(s.workerId, { variant, inputs: { image: pool[image] } }, { deadlineMs: DEADLINE_MS }); };
       sends = { batched: via(s.batched), single: via(s.single), direct: directSend(session, images) };
       tell({ type: 'ready' });
     } else if (m.type === 'calibrate') {
@@ -223,7 +221,7 @@ async function registerModel(client: RegistryClient, name: string): Promise<Mode
   }
 }
 
-interface Row { load: number; target: TargetName; r: LoadResult; cpu: number; background: number; state: string }
+interface Row { load: number; target: TargetName; r: LoadResult; meanBatch: number; loop: number; cpu: number; background: number; state: string }
 
 const fmt = (ms: number) => (Number.isNaN(ms) ? '-' : ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 const errorText = (e: [string, number][]) => (e.length === 0 ? '0' : e.map(([k, n]) => `${n} ${k}`).join(', '));
@@ -263,16 +261,18 @@ async function main(): Promise<void> {
     await nextMessage(c, 'ready');
     const run = async (target: TargetName, rate: number, load: number, seed: number, warmupS = WARMUP_S, measureS = MEASURE_S): Promise<Row> => {
       const background = await quietMachine();
-      let [cpuAt, cpu, state] = [hostCpu(), 0, '-'];
+      let [cpuAt, cpu, batchesAt, batches, loopAt, loop, state] = [hostCpu(), 0, 0, 0, performance.eventLoopUtilization(), 0, '-'];
+      const counter = () => (target === 'direct' ? 0 : inst[target].batchesRun);
       const done = nextMessage(c, 'result', (which) => {
-        if (which === 'start') { cpuAt = hostCpu(); return; }
+        if (which === 'start') { [cpuAt, batchesAt, loopAt] = [hostCpu(), counter(), performance.eventLoopUtilization()]; return; }
         const now = hostCpu();
         cpu = 1 - (now.idle - cpuAt.idle) / Math.max(1, now.total - cpuAt.total);
+        [batches, loop] = [counter() - batchesAt, performance.eventLoopUtilization(loopAt).utilization];
         if (target !== 'direct') state = inst[target].state;
       });
       c.send({ type: 'run', spec: { target, rate, seed, warmupS, measureS } } satisfies ToChild);
       const { result: r } = await done;
-      return { load, target, r, cpu, background, state };
+      return { load, target, r, meanBatch: target === 'direct' ? 1 : batches > 0 ? r.completed / batches : 0, loop, cpu, background, state };
     };
 
     // Warm every path (JIT, session arenas, NATS subscriptions), then measure what 100 % means.
@@ -309,10 +309,10 @@ async function main(): Promise<void> {
 
 function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetName, number> }): string {
   const table = formatTable(
-    ['load', 'offered q/s', 'system', 'achieved q/s', 'p50 ms', 'p99 ms', 'errors', 'mean batch', 'send lag p99', 'host CPU', 'bg CPU', 'instance'],
+    ['load', 'offered q/s', 'system', 'achieved q/s', 'p50 ms', 'p99 ms', 'errors', 'mean batch', 'send lag p99', 'worker loop', 'host CPU', 'bg CPU', 'instance'],
     rows.map((w) => [
       w.target === 'batched' ? `${(w.load * 100).toFixed(0)}%` : '', w.r.offered.toFixed(0), TARGETS[w.target], w.r.achieved.toFixed(0),
-      fmt(w.r.p50), fmt(w.r.p99), errorText(w.r.errors), w.r.meanBatch.toFixed(1), fmt(w.r.lagP99), `${(w.cpu * 100).toFixed(0)}%`, `${(w.background * 100).toFixed(0)}%`, w.state,
+      fmt(w.r.p50), fmt(w.r.p99), errorText(w.r.errors), w.meanBatch.toFixed(1), fmt(w.r.lagP99), w.target === 'direct' ? '-' : `${(w.loop * 100).toFixed(0)}%`, `${(w.cpu * 100).toFixed(0)}%`, `${(w.background * 100).toFixed(0)}%`, w.state,
     ]),
   );
   const low = (t: TargetName) => rows.find((w) => w.target === t && w.load === LOADS[0])!.r.p50;
@@ -331,9 +331,9 @@ function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetNa
     `100 % load is the unbatched worker's capacity measured in this run: ${x.caps.single.toFixed(0)} q/s (closed loop, ${CALIBRATION.concurrency} queries outstanding,`,
     `${CALIBRATION.seconds} s after ${CALIBRATION.warmupS} s of warm-up); the profile alone promises ${(1000 / x.b1).toFixed(0)} q/s (1000 / batch-1 p50). Each load runs ${WARMUP_S} s of warm-up, then ${MEASURE_S} s measured.`,
     `Deadline ${DEADLINE_MS} ms per query. Latency is client-observed, send to answer; p50/p99 over the queries sent in the`,
-    'measured window; "achieved" counts answers completed in it; "mean batch" is those queries\' answers / the batches they',
-    'ran in (a batch\'s answers share its `timings.inferenceMs`); "send lag p99" is how late the client sent against the',
-    'schedule; host CPU is the busy share of both cores in the window; "bg CPU" the same just before the run, with this',
+    'measured window; "achieved" counts answers completed in it; "mean batch" is those answers / batches the instance ran in',
+    'it (`batchesRun`); "send lag p99" is how late the client sent against the schedule; "worker loop" is the utilisation',
+    'of the worker\'s event loop; host CPU is the busy share of both cores in the window; "bg CPU" the same just before the run, with this',
     `benchmark idle (other work on this shared machine: each run waits up to ${QUIET.maxWaitMs / 1000} s for it to drop below ${QUIET.threshold * 100} %);`,
     '"instance" is the monitor\'s verdict at the window\'s end. Caveats: client, worker, nats-server and the session threads',
     'share 2 cores, so the client\'s encoding and sending are paid for out of the system\'s CPU; sends are grouped per',

@@ -70,7 +70,10 @@ export const InstanceRecord = Type.Object(
     /** Queries waiting and queries in the running batch. */
     queueLength: Type.Integer({ minimum: 0 }),
     inFlight: Type.Integer({ minimum: 0 }),
-    /** Over the last window: arrivals and completions per second, deadline misses, mean batch. */
+    /**
+     * Over the last window: arrivals in rows per second (a query of n rows counts n, like the
+     * capacity), answers per second, deadline misses, mean rows per batch.
+     */
     arrivalRate: Type.Number({ minimum: 0 }),
     serviceRate: Type.Number({ minimum: 0 }),
     deadlineMisses: Type.Integer({ minimum: 0 }),

@@ -52,6 +52,17 @@ t.test('upgrades to a bigger-batch variant with the same threads, replacing the 
   t.match(both.actions, [{ type: 'switch', to: b32t1.id }]);
 });
 
+t.test('replicates when the upgrade falls short of need and a replica adds more', async (t) => {
+  // Batch 8 -> 32 of a CPU-bound model may add little: 110 q/s against 100 for a replica.
+  const meagre = { ...b32t1, capacityQps: 110 };
+  const r = plan(snap([inst('i1', b8t1, { arrivalRate: 150 })], [b8t1, meagre]));
+  t.match(r.actions, [{ type: 'replicate', variant: b8t1.id }]);
+  t.match(r.actions[0]!.why, /upgrade mlp\.fp32-all-b32-t1-cpu reaches 110 q\/s of 187\.5 needed, a replica adds more/);
+  // Twice the capacity is worth a switch even short of need.
+  const double = plan(snap([inst('i1', b8t1, { arrivalRate: 300 })], [b8t1, { ...b32t1, capacityQps: 200 }]));
+  t.match(double.actions, [{ type: 'switch', reason: 'upgrade' }]);
+});
+
 t.test('upgrades even at a thread cost when no replica fits but the swap does', async (t) => {
   const cnn = variant('x', { id: 'cnn.fp32-all-b8-t2-cpu', model: 'cnn', threads: 2 });
   const full = snap([inst('i1', b8t1, { arrivalRate: 150 }), inst('x', cnn)], [b8t1, b8t2, cnn], { threads: 4 });
@@ -174,7 +185,7 @@ t.test('drops state of groups that are gone and does not mutate its inputs', asy
     if (x && typeof x === 'object' && !(x instanceof Map)) Object.values(x).forEach(deepFreeze);
     return Object.freeze(x);
   };
-  const s = snap([inst('a', b8t1, { arrivalRate: 150 }), inst('b', b8t2, { state: 'interfered' }), inst('c', b32t1, { queueLength: 2 }), inst('d', b32t1)], [b8t1, b8t2, b32t1], { threads: 8 });
+  const s = snap([inst('a', b8t1, { arrivalRate: 140 }), inst('b', b8t2, { state: 'interfered' }), inst('c', b32t1, { queueLength: 2 }), inst('d', b32t1)], [b8t1, b8t2, b32t1], { threads: 8 });
   const prev: ScalingState = { groups: { [b32t1.id]: { lowSince: T0 - 40_000 }, 'mlp.gone': { lastActionAt: T0 - 1 } } };
   const before = structuredClone({ s, prev });
   const r = planWorkerScaling(deepFreeze(prev), deepFreeze(s));

@@ -13,8 +13,9 @@
 // - Overload (an 'overloaded' verdict, or demand > n x capacity): need = demand / headroom. An
 //   upgrade is a same-model variant with more capacity, accuracy within tolerance, that fits when it
 //   replaces one replica: of those reaching need the fewest threads, then fastest load; else the
-//   most capacity. Upgrade when it adds fewer threads than a replica and loads within
-//   upgradeLoadFactor x this variant's load time; else replicate if a replica fits; else upgrade
+//   most capacity. Upgrade when it reaches need (or adds at least a replica's capacity), adds fewer
+//   threads than a replica and loads within upgradeLoadFactor x this variant's load time; else
+//   replicate if a replica fits; else upgrade
 //   anyway if one fits; else mitigate. A switch replaces the instance with the longest queue.
 // - Unload (ahead of interference and low load): a lone instance with no demand, idle that long.
 // - Interference (not overloaded): switch the interfered instance to a same-model variant with
@@ -207,13 +208,17 @@ function planOverload(g: Group, v: ScalingVariant, r: Round): Planned {
       adds: swap(v, u!),
     };
   };
-  if (u && u.threads - v.threads < v.threads && u.loadMs <= r.s.upgradeLoadFactor * v.loadMs) {
+  // An upgrade that falls short of need while a replica would add more capacity is no bargain
+  // (batch 8 of a CPU-bound CNN serves barely more than batch 1: measured on cnn-wide).
+  const worthIt = u !== undefined && (reaching.includes(u) || u.capacityQps >= 2 * v.capacityQps);
+  if (u && worthIt && u.threads - v.threads < v.threads && u.loadMs <= r.s.upgradeLoadFactor * v.loadMs) {
     return upgrade(`replica adds ${threadWord(v.threads)}, upgrade ${u.id} adds ${u.threads - v.threads} and loads in ${fmt(u.loadMs)} ms`);
   }
   if (replicaFits) {
     const why = !u ? 'no upgrade fits'
       : u.threads - v.threads >= v.threads ? `upgrade ${u.id} adds ${threadWord(u.threads - v.threads)}, no fewer than a replica`
-      : `upgrade ${u.id} loads in ${fmt(u.loadMs)} ms > ${r.s.upgradeLoadFactor}x ${fmt(v.loadMs)} ms`;
+      : u.loadMs > r.s.upgradeLoadFactor * v.loadMs ? `upgrade ${u.id} loads in ${fmt(u.loadMs)} ms > ${r.s.upgradeLoadFactor}x ${fmt(v.loadMs)} ms`
+      : `upgrade ${u.id} reaches ${fmt((n - 1) * v.capacityQps + u.capacityQps)} q/s of ${fmt(need)} needed, a replica adds more`;
     return { action: { type: 'replicate', variant: v.id, why: `${load}; ${why}, replica adds ${threadWord(v.threads)} of ${free} free`, details }, adds: replica };
   }
   if (u) return upgrade(`no replica fits (${free} threads free), upgrade ${u.id} does`);

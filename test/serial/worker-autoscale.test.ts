@@ -1,13 +1,13 @@
 // The model-autoscaler on a real worker: a load ramp past the profiled capacity makes it replicate
 // or upgrade the variant; a quiet period makes it scale back down. Every query gets an answer.
 import t from 'tap';
-import type { WorkerEvent } from '../schemas/worker.js';
-import { arrayToTensor, decodeJson } from '../runtime/codec.js';
-import { WorkerClient } from '../runtime/worker-client.js';
-import { subjects } from '../subjects/index.js';
-import { startTestSystem, startTestWorker } from './helpers/system.js';
-import { openLoop } from './helpers/load.js';
-import { registerZooModel } from './helpers/zoo.js';
+import type { WorkerEvent } from '../../schemas/worker.js';
+import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
+import { WorkerClient } from '../../runtime/worker-client.js';
+import { subjects } from '../../subjects/index.js';
+import { startTestSystem, startTestWorker } from '../helpers/system.js';
+import { openLoop } from '../helpers/load.js';
+import { registerZooModel } from '../helpers/zoo.js';
 
 function until(pred: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -49,7 +49,7 @@ t.test('a load ramp scales the variant up; a quiet period scales it down', async
   const up = events.find((e) => e.type === 'autoscaler.decision')!;
   t.ok(['replicate', 'switch'].includes(String(up.details?.action)), `scaled up: ${up.message}`);
   t.ok(Number(up.details?.demand) > 0 && Number(up.details?.capacity) > 0, 'the decision carries its numbers');
-  await until(() => [...worker.instances.values()].some((i) => i.spec.id !== first.id && i.serving), 10_000, 'the new instance to serve');
+  await until(() => [...worker.instances.values()].some((i) => i.spec.id !== first.id && i.serving), 30_000, 'the new instance to serve');
   const upStats = await load.stop();
   t.equal(upStats.ok + Object.values(upStats.errors).reduce((a, b) => a + b, 0), upStats.sent, `every one of ${upStats.sent} queries answered (${upStats.ok} results, errors ${JSON.stringify(upStats.errors)})`);
   t.notOk(upStats.errors.TIMEOUT, 'none timed out');
