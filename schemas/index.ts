@@ -5,13 +5,16 @@ import {
   GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply,
 } from './registry.js';
 import { Query, QueryResult, Slo } from './query.js';
+import { WorkerRecord, InstanceRecord, LoadRequest, UnloadRequest, EmptyRequest, InferRequest, WorkerEvent } from './worker.js';
 
 export * from './tensor.js';
 export * from './registry.js';
 export * from './query.js';
+export * from './worker.js';
 export { validate, isValid } from './validate.js';
 
 export const allSchemas = {
   DType, Tensor, TensorSpec, RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest,
   NameRequest, GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply, Query, QueryResult, Slo,
+  WorkerRecord, InstanceRecord, LoadRequest, UnloadRequest, EmptyRequest, InferRequest, WorkerEvent,
 } as const;

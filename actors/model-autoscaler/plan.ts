@@ -261,7 +261,7 @@ function planScaleDown(g: Group, v: ScalingVariant, r: Round, lowSince: number):
   // A replica goes only if the rest still serve demand within headroom; otherwise (the group is
   // low only because a cheaper variant has more capacity) a replica is downgraded instead.
   if (n > 1 && (n - 1) * v.capacityQps * r.s.headroom >= g.demand) {
-    return { action: { type: 'remove', instance: shortest.id, variant: v.id, why: `${low}; ${n - 1} replicas serve it (${fmt((n - 1) * v.capacityQps)} q/s)`, details }, adds: nothing };
+    return { action: { type: 'remove', instance: shortest.id, variant: v.id, why: `${low}; ${n - 1} replica${n - 1 === 1 ? "" : "s"} serve${n - 1 === 1 ? "s" : ""} it (${fmt((n - 1) * v.capacityQps)} q/s)`, details }, adds: nothing };
   }
   // An instance with no demand at all is left to the unload rule: switching it is a load for nothing.
   if (g.demand === 0) return undefined;
