@@ -10,7 +10,9 @@ import { createLogger } from '../runtime/log.js';
 import { readEnv } from './config.js';
 import { startStack, type Stack } from './local.js';
 import { registrationProgress } from './progress.js';
-import { modelsTable, variantsTable } from './report.js';
+import { modelsTable, variantsTable, workersTable } from './report.js';
+import { kvGet, kvKeys } from '../runtime/store.js';
+import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
 
 const env = readEnv();
@@ -180,6 +182,19 @@ program.command('unregister <name>').description('remove a model, its variants, 
   .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => {
     const r = await new RegistryClient(s.nc, s.stores).unregister(name);
     print(`removed ${name}: ${r.removed.variants} variants, ${r.removed.profiles} profiles, ${r.removed.objects} files`);
+  }));
+
+program.command('workers').description('list live workers and their instances (from KV)')
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
+    const read = async <T>(kv: typeof s.stores.workers) => {
+      const out: T[] = [];
+      for (const k of await kvKeys(kv)) { const v = await kvGet<T>(kv, k); if (v) out.push(v.value); }
+      return out;
+    };
+    const workers = await read<WorkerRecord>(s.stores.workers);
+    if (workers.length === 0) { print('no workers (start one with: infaas worker -s URL)'); return; }
+    print(workersTable(workers, await read<InstanceRecord>(s.stores.instances)));
   }));
 
 program.command('zoo').description('register the built-in zoo on a running system')

@@ -1,5 +1,6 @@
 // Human-readable reports: models, and models x variants with their measured profiles.
 import type { ModelRecord } from '../schemas/registry.js';
+import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import type { ModelInfo } from '../runtime/client.js';
 import { fmtBytes, fmtMs, formatTable } from '../runtime/table.js';
 
@@ -31,4 +32,24 @@ export function variantsTable(infos: ModelInfo[], batches: number[] = [1, 8, 32]
     }
   }
   return formatTable(['model', 'variant', 'file', 'hw class', 'load ms', ...batches.map((b) => `b${b} p50/p99 ms`), 'peak mem', 'accuracy'], rows);
+}
+
+/** Workers with their capacity and usage, then their instances with state, load and latency. */
+export function workersTable(workers: WorkerRecord[], instances: InstanceRecord[], now = Date.now()): string {
+  const w = formatTable(
+    ['worker', 'host', 'class', 'state', 'threads used', 'memory used', '$/h', 'cpu', 'q/s', 'heartbeat'],
+    workers.map((r) => [
+      r.id, r.host, r.hardwareClass, r.state, `${r.usage.threadsReserved}/${r.capacity.threads}`,
+      `${fmtBytes(r.usage.memoryReserved)}/${fmtBytes(r.capacity.memoryBytes)}`, r.pricePerHour.toFixed(3),
+      `${(r.usage.cpuCores * 100).toFixed(0)}%`, r.usage.qps.toFixed(1), `${((now - r.heartbeatAt) / 1000).toFixed(1)} s ago`,
+    ]),
+  );
+  const i = formatTable(
+    ['worker', 'instance', 'variant', 'state', 'arrivals/s', 'queue', 'mean batch', 'observed/profiled ms', 'capacity q/s', 'misses'],
+    instances.map((r) => [
+      r.worker, r.id, r.variant, r.state, r.arrivalRate.toFixed(1), r.queueLength, r.meanBatch.toFixed(1),
+      r.latency.map((l) => `b${l.batch} ${fmtMs(l.observedMs)}/${fmtMs(l.profiledMs)}`).join(' ') || '-', r.capacityQps.toFixed(0), r.deadlineMisses,
+    ]),
+  );
+  return `${w}\n\n${instances.length > 0 ? i : 'no instances loaded'}`;
 }

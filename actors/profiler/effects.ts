@@ -10,12 +10,11 @@ import { keys, objects, services } from '../../subjects/index.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
-import { decodeModel, encodeModel } from '../../runtime/onnx-graph.js';
 import { parseModel } from '../../runtime/onnx-session.js';
 import { batchSizesUpTo, type MeasureOptions } from '../../runtime/profile-measure.js';
 import { runProfileChild } from '../../runtime/profile-process.js';
 import { pingInstances } from '../../runtime/service.js';
-import { quantizeDynamicInt8 } from '../../runtime/quantize.js';
+import { quantizeInThread } from '../../runtime/quantize-offload.js';
 import { kvCreate, kvGet, kvUpdate, objectBytes, putObject, type Stores } from '../../runtime/store.js';
 import type { GroupOutcome } from './machine.js';
 import { planVariants, type GeneratorOptions, type ProfileGroup, type VariantFile } from './plan.js';
@@ -44,9 +43,8 @@ export async function generateVariants(deps: ProfilerDeps, model: ModelRecord): 
   }
   if (deps.generator.precisions.includes('int8')) {
     try {
-      const { model: q, report } = quantizeDynamicInt8(decodeModel(bytes));
-      if (report.quantizedNodes > 0) {
-        const qb = encodeModel(q);
+      const { bytes: qb, report } = await quantizeInThread(bytes);
+      if (qb) {
         await putObject(deps.stores.repository, objects.variant(model.name, 'int8'), qb, `${model.name}: int8 dynamic-quantised variant`);
         files.int8 = { object: objects.variant(model.name, 'int8'), sizeBytes: qb.byteLength };
       } else {
