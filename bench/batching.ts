@@ -5,8 +5,8 @@
 // The load comes from a child process (this file with --generator), so that generating it does not
 // run on the worker's event loop; the direct baseline runs in that child, as a client would.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -169,27 +169,41 @@ async function generator(): Promise<void> {
 
 // ---------------------------------------------------------------- the system and the report (parent)
 
-function hostCpu(): { total: number; idle: number } {
-  return cpus().reduce((a, c) => ({ total: a.total + c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq, idle: a.idle + c.times.idle }), { total: 0, idle: 0 });
+/** CPU time in clock ticks (Linux /proc): the whole host's, its idle part, and our processes' (all their threads). */
+interface CpuTicks { total: number; idle: number; ours: number }
+
+function cpuTicks(pids: number[]): CpuTicks {
+  const host = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  let ours = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ours += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return { total: host.reduce((a, b) => a + b, 0), idle: host[3] + host[4], ours };
 }
 
-/** Host CPU busy share over `ms`. */
-async function busy(ms: number): Promise<number> {
-  const a = hostCpu();
-  await delay(ms);
-  const b = hostCpu();
-  return 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+/** Busy share of all cores between two readings, and the share taken by processes other than ours. */
+function cpuShares(a: CpuTicks, b: CpuTicks): { busy: number; others: number } {
+  const total = Math.max(1, b.total - a.total);
+  const busy = 1 - (b.idle - a.idle) / total;
+  return { busy, others: Math.max(0, busy - (b.ours - a.ours) / total) };
 }
 
-/**
- * This machine is shared: waits (up to QUIET.maxWaitMs) until other processes leave the cores
- * nearly idle while ours are, and returns the last background load seen, which the table reports.
- */
-async function quietMachine(): Promise<number> {
+/** This machine is shared: waits (at most QUIET.maxWaitMs) until other processes leave the cores nearly idle. */
+async function quietMachine(pids: number[]): Promise<void> {
   const until = performance.now() + QUIET.maxWaitMs;
-  let b = await busy(QUIET.sampleMs);
-  while (b > QUIET.threshold && performance.now() < until) b = await busy(QUIET.sampleMs);
-  return b;
+  for (;;) {
+    const a = cpuTicks(pids);
+    await delay(QUIET.sampleMs);
+    if (cpuShares(a, cpuTicks(pids)).others <= QUIET.threshold || performance.now() > until) return;
+  }
+}
+
+/** The nats-server's pid, from the ports file it writes (named nats-server_<pid>.ports). */
+function natsServerPid(storeDir: string): number {
+  const file = readdirSync(join(storeDir, 'ports')).find((f) => /_\d+\.ports$/.test(f));
+  return Number(file?.match(/_(\d+)\.ports$/)?.[1]);
 }
 
 /** The child's next message of a type, handling marks on the way. */
@@ -221,7 +235,7 @@ async function registerModel(client: RegistryClient, name: string): Promise<Mode
   }
 }
 
-interface Row { load: number; target: TargetName; r: LoadResult; meanBatch: number; loop: number; cpu: number; background: number; state: string }
+interface Row { load: number; target: TargetName; r: LoadResult; meanBatch: number; loop: number; cpu: number; others: number; state: string }
 
 const fmt = (ms: number) => (Number.isNaN(ms) ? '-' : ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 const errorText = (e: [string, number][]) => (e.length === 0 ? '0' : e.map(([k, n]) => `${n} ${k}`).join(', '));
@@ -259,27 +273,27 @@ async function main(): Promise<void> {
       session: { graphOptimizationLevel: single.optLevel, intraOpThreads: single.intraOpThreads, executionProvider: single.executionProvider },
     } } satisfies ToChild);
     await nextMessage(c, 'ready');
+    const pids = [process.pid, c.pid!, natsServerPid(join(dir, 'nats'))];
     const run = async (target: TargetName, rate: number, load: number, seed: number, warmupS = WARMUP_S, measureS = MEASURE_S): Promise<Row> => {
-      const background = await quietMachine();
-      let [cpuAt, cpu, batchesAt, batches, loopAt, loop, state] = [hostCpu(), 0, 0, 0, performance.eventLoopUtilization(), 0, '-'];
+      await quietMachine(pids);
+      let [cpuAt, cpu, others, batchesAt, batches, loopAt, loop, state] = [cpuTicks(pids), 0, 0, 0, 0, performance.eventLoopUtilization(), 0, '-'];
       const counter = () => (target === 'direct' ? 0 : inst[target].batchesRun);
       const done = nextMessage(c, 'result', (which) => {
-        if (which === 'start') { [cpuAt, batchesAt, loopAt] = [hostCpu(), counter(), performance.eventLoopUtilization()]; return; }
-        const now = hostCpu();
-        cpu = 1 - (now.idle - cpuAt.idle) / Math.max(1, now.total - cpuAt.total);
+        if (which === 'start') { [cpuAt, batchesAt, loopAt] = [cpuTicks(pids), counter(), performance.eventLoopUtilization()]; return; }
+        ({ busy: cpu, others } = cpuShares(cpuAt, cpuTicks(pids)));
         [batches, loop] = [counter() - batchesAt, performance.eventLoopUtilization(loopAt).utilization];
         if (target !== 'direct') state = inst[target].state;
       });
       c.send({ type: 'run', spec: { target, rate, seed, warmupS, measureS } } satisfies ToChild);
       const { result: r } = await done;
-      return { load, target, r, meanBatch: target === 'direct' ? 1 : batches > 0 ? r.completed / batches : 0, loop, cpu, background, state };
+      return { load, target, r, meanBatch: target === 'direct' ? 1 : batches > 0 ? r.completed / batches : 0, loop, cpu, others, state };
     };
 
     // Warm every path (JIT, session arenas, NATS subscriptions), then measure what 100 % means.
     for (const t of Object.keys(TARGETS) as TargetName[]) await run(t, 200, 0, 7, 0, 1);
     const caps = {} as Record<TargetName, number>;
     for (const t of Object.keys(TARGETS) as TargetName[]) {
-      await quietMachine();
+      await quietMachine(pids);
       c.send({ type: 'calibrate', target: t } satisfies ToChild);
       caps[t] = (await nextMessage(c, 'capacity')).qps;
       process.stderr.write(`${TARGETS[t]}: capacity ${caps[t].toFixed(0)} q/s (closed loop)\n`);
@@ -309,10 +323,10 @@ async function main(): Promise<void> {
 
 function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetName, number> }): string {
   const table = formatTable(
-    ['load', 'offered q/s', 'system', 'achieved q/s', 'p50 ms', 'p99 ms', 'errors', 'mean batch', 'send lag p99', 'worker loop', 'host CPU', 'bg CPU', 'instance'],
+    ['load', 'offered q/s', 'system', 'achieved q/s', 'p50 ms', 'p99 ms', 'errors', 'mean batch', 'send lag p99', 'worker loop', 'host CPU', 'other CPU', 'instance'],
     rows.map((w) => [
       w.target === 'batched' ? `${(w.load * 100).toFixed(0)}%` : '', w.r.offered.toFixed(0), TARGETS[w.target], w.r.achieved.toFixed(0),
-      fmt(w.r.p50), fmt(w.r.p99), errorText(w.r.errors), w.meanBatch.toFixed(1), fmt(w.r.lagP99), w.target === 'direct' ? '-' : `${(w.loop * 100).toFixed(0)}%`, `${(w.cpu * 100).toFixed(0)}%`, `${(w.background * 100).toFixed(0)}%`, w.state,
+      fmt(w.r.p50), fmt(w.r.p99), errorText(w.r.errors), w.meanBatch.toFixed(1), fmt(w.r.lagP99), w.target === 'direct' ? '-' : `${(w.loop * 100).toFixed(0)}%`, `${(w.cpu * 100).toFixed(0)}%`, `${(w.others * 100).toFixed(0)}%`, w.state,
     ]),
   );
   const low = (t: TargetName) => rows.find((w) => w.target === t && w.load === LOADS[0])!.r.p50;
@@ -333,8 +347,8 @@ function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetNa
     `Deadline ${DEADLINE_MS} ms per query. Latency is client-observed, send to answer; p50/p99 over the queries sent in the`,
     'measured window; "achieved" counts answers completed in it; "mean batch" is those answers / batches the instance ran in',
     'it (`batchesRun`); "send lag p99" is how late the client sent against the schedule; "worker loop" is the utilisation',
-    'of the worker\'s event loop; host CPU is the busy share of both cores in the window; "bg CPU" the same just before the run, with this',
-    `benchmark idle (other work on this shared machine: each run waits up to ${QUIET.maxWaitMs / 1000} s for it to drop below ${QUIET.threshold * 100} %);`,
+    'of the worker\'s event loop; host CPU is the busy share of both cores in the window, "other CPU" the part of it taken by',
+    `processes other than this benchmark's (the machine is shared: each run first waits up to ${QUIET.maxWaitMs / 1000} s for them to drop below ${QUIET.threshold * 100} %);`,
     '"instance" is the monitor\'s verdict at the window\'s end. Caveats: client, worker, nats-server and the session threads',
     'share 2 cores, so the client\'s encoding and sending are paid for out of the system\'s CPU; sends are grouped per',
     '1 ms tick (a little burstier than Poisson); the worker holds both variants, only one receives queries at a time.',
@@ -345,7 +359,7 @@ function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetNa
     '',
     `Saturation throughput, closed loop as above: batched ${x.caps.batched.toFixed(0)} q/s, unbatched ${x.caps.single.toFixed(0)} q/s, direct ${x.caps.direct.toFixed(0)} q/s`,
     `(batched / unbatched ${(x.caps.batched / x.caps.single).toFixed(2)}x, batched / direct ${(x.caps.batched / x.caps.direct).toFixed(2)}x, unbatched / direct ${(x.caps.single / x.caps.direct).toFixed(3)}x).`,
-    `Runs that started with other work above ${QUIET.threshold * 100} % of the cores: ${rows.filter((w) => w.background > QUIET.threshold).length} of ${rows.length}.`,
+    `Runs in which other processes took more than ${QUIET.threshold * 100} % of the cores: ${rows.filter((w) => w.others > QUIET.threshold).length} of ${rows.length}.`,
     `p50 at ${(LOADS[0] * 100).toFixed(0)} % load: batched ${fmt(low('batched'))} ms, unbatched ${fmt(low('single'))} ms, direct ${fmt(low('direct'))} ms;`,
     `the system's overhead over direct ONNX Runtime is ${(low('single') - low('direct')).toFixed(2)} ms per query unbatched, ${(low('batched') - low('direct')).toFixed(2)} ms batched.`,
   ].join('\n');
