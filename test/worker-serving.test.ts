@@ -119,9 +119,7 @@ t.test('a worker registers, loads a variant and serves batched queries', async (
     const before = inst.batchesRun;
     const q = { variant: variant.id, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], image(1, 9)) } };
     await rejectsWith(t, wc.infer(worker.id, q, { deadline: Date.now() - 5, timeoutMs: 2000 }), 'DEADLINE_EXCEEDED', 'deadline already passed');
-    // Due before even one batch-1 inference can finish: refused at the queue, not computed.
-    await rejectsWith(t, wc.infer(worker.id, q, { deadline: Date.now() + 0.01 * inst.latencyMs(1) + 1, timeoutMs: 2000 }), 'DEADLINE_EXCEEDED', 'deadline too close');
-    t.equal(inst.batchesRun, before, 'no batch ran for either');
+    t.equal(inst.batchesRun, before, 'no batch ran');
   });
 
   t.test('bad input gets a specific error and the worker keeps serving', async (t) => {

@@ -2,74 +2,16 @@
 // per-window counters the monitor reads. The ONNX Runtime session runs in its own thread, so
 // replicas run in parallel and the worker's event loop stays free for NATS.
 import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from 'xstate';
-import type { TensorSpec } from '../../schemas/tensor.js';
 import type { InstanceState } from '../../schemas/worker.js';
-import type { QueryResult } from '../../schemas/query.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import type { Feed } from '../../runtime/threaded-session.js';
 import { decideBatch, latencyCurve } from './batching.js';
-import { concatBatch, splitOutputs, type CheckedInputs } from './inputs.js';
+import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
+import {
+  SESSION_START_MS, defaultInstanceOptions,
+  type InstanceOptions, type InstanceSession, type InstanceSpec, type InstanceWindow, type Outcome, type QueuedQuery,
+} from './spec.js';
 import { instanceMachine, type InstanceInput } from './machine.js';
-
-/** What the host needs from a loaded session (a ThreadedSession in production). */
-export interface InstanceSession {
-  readonly loadMs: number;
-  run(feeds: Record<string, Feed>): Promise<{ outputs: Record<string, Feed>; ms: number }>;
-  close(): Promise<void>;
-  onExit(cb: (err?: Error) => void): void;
-}
-
-export interface InstanceSpec {
-  id: string;
-  variant: string;
-  model: string;
-  maxBatch: number;
-  threads: number;
-  memoryBytes: number;
-  inputs: TensorSpec[];
-  /** This hardware class's profile: latency per batch size and load time (absent: not profiled yet). */
-  profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number };
-}
-
-export interface InstanceOptions {
-  /** Upper bound on a batching wait, whatever the slack. */
-  maxWaitMs: number;
-  /** Scheduling head-room kept when judging whether a query can still finish in time. */
-  marginMs: number;
-}
-
-/**
- * What loading costs beyond the profiled session creation: starting the session thread and
- * importing ONNX Runtime in it (measured 70-170 ms on the 2-core dev VM) and fetching the file.
- */
-export const SESSION_START_MS = 200;
-
-/** `rows` rows of zeros for every declared input (other dynamic dims as 1). */
-function zeroFeeds(inputs: TensorSpec[], rows: number): Record<string, Feed> {
-  const feeds: Record<string, Feed> = {};
-  for (const spec of inputs) {
-    const dims = spec.shape.map((d, i) => (i === 0 ? rows : d ?? 1));
-    const n = dims.reduce((a, b) => a * b, 1);
-    const data = spec.dtype === 'int64' ? new BigInt64Array(n) : new ({ float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array } as const)[spec.dtype](n);
-    feeds[spec.name] = { dtype: spec.dtype, dims, data };
-  }
-  return feeds;
-}
-
-export const defaultInstanceOptions: InstanceOptions = Object.freeze({ maxWaitMs: 5, marginMs: 0.5 });
-
-export type Outcome = { result: QueryResult } | { error: InfaasError };
-
-export interface QueuedQuery {
-  id?: string;
-  checked: CheckedInputs;
-  /** Absolute deadline and when the query entered the system, epoch ms. */
-  deadline: number;
-  startedAt: number;
-  receivedAt: number;
-  answer: (outcome: Outcome) => void;
-}
 
 export interface InstanceDeps {
   spec: InstanceSpec;
@@ -81,20 +23,6 @@ export interface InstanceDeps {
   options?: Partial<InstanceOptions>;
 }
 
-/** Counters of one monitoring window; taken (and reset) by the monitor. */
-export interface InstanceWindow {
-  ms: number;
-  /** Rows that arrived (a query of n rows counts n), and queries answered. */
-  arrivals: number;
-  completions: number;
-  deadlineMisses: number;
-  batches: number;
-  rows: number;
-  /** Observed inference times by batch size (rows). */
-  latency: Map<number, number[]>;
-  queueLength: number;
-}
-
 export class VariantInstance {
   readonly spec: InstanceSpec;
   readonly createdAt = new Date().toISOString();
@@ -104,8 +32,9 @@ export class VariantInstance {
   loadStartedAt = Date.now();
   loadMs?: number;
   lastArrivalAt = Date.now();
-  /** Batches run since the instance loaded (tests check that refused work was never computed). */
+  /** Batches and rows run since the instance loaded (tests check that refused work was never computed). */
   batchesRun = 0;
+  rowsRun = 0;
   private readonly queue: QueuedQuery[] = [];
   private readonly actor: Actor<typeof instanceMachine>;
   private readonly options: InstanceOptions;
@@ -137,7 +66,7 @@ export class VariantInstance {
           });
           // First runs of a fresh session are several times slower (allocations, cold caches):
           // pay for them before serving, not on the first queries, nor in the monitor's first window.
-          for (const rows of [1, 1, deps.spec.maxBatch, deps.spec.maxBatch]) await s.run(zeroFeeds(deps.spec.inputs, rows));
+          for (const rows of [1, 1, deps.spec.maxBatch, deps.spec.maxBatch]) await s.run(zeroInputs(deps.spec.inputs, rows));
           this.session = s;
           this.loadMs = Date.now() - this.loadStartedAt;
         }),
@@ -361,6 +290,7 @@ export class VariantInstance {
 
   private record(rows: number, ms: number): void {
     this.batchesRun++;
+    this.rowsRun += rows;
     this.window.batches++;
     this.window.rows += rows;
     const list = this.window.latency.get(rows);

@@ -1,3 +1,9 @@
-// The variant-instance actor's public door (lifecycle and batching policy; the host comes with #3).
+// The variant-instance actor's public door: lifecycle, batching policy, input checks and the host.
 export { instanceMachine, type InstanceContext, type InstanceEvent, type InstanceInput } from './machine.js';
 export { decideBatch, latencyCurve, type BatchDecision, type BatchingInput } from './batching.js';
+export { checkInputs, concatBatch, splitOutputs, zeroInputs, type CheckedInputs } from './inputs.js';
+export { VariantInstance, stateName, type InstanceDeps } from './host.js';
+export {
+  SESSION_START_MS, defaultInstanceOptions,
+  type InstanceOptions, type InstanceSession, type InstanceSpec, type InstanceWindow, type Outcome, type QueuedQuery,
+} from './spec.js';

@@ -133,3 +133,15 @@ export function splitOutputs(outputs: Record<string, Feed>, rows: number[]): Rec
   }
   return parts;
 }
+
+/** `rows` rows of zeros for every declared input (other dynamic dims as 1): warm-up runs. */
+export function zeroInputs(inputs: TensorSpec[], rows: number): Record<string, Feed> {
+  const feeds: Record<string, Feed> = {};
+  for (const spec of inputs) {
+    const dims = spec.shape.map((d, i) => (i === 0 ? rows : d ?? 1));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data = spec.dtype === 'int64' ? new BigInt64Array(n) : new ({ float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array } as const)[spec.dtype](n);
+    feeds[spec.name] = { dtype: spec.dtype, dims, data };
+  }
+  return feeds;
+}

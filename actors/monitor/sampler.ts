@@ -2,7 +2,7 @@
 // (pure policy in classify.ts) and build the stats record; per process, CPU and memory use.
 import { cpus } from 'node:os';
 import type { InstanceRecord, ObservedLatency } from '../../schemas/worker.js';
-import type { VariantInstance } from '../instance/host.js';
+import type { VariantInstance } from '../instance/index.js';
 import {
   classifyInstance, defaultThresholds, initialClassifierState,
   type ClassifierState, type ClassifierThresholds, type InstanceSample,

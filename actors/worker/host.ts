@@ -5,22 +5,21 @@ import { customAlphabet } from 'nanoid';
 import type { NatsConnection } from 'nats';
 import { createActor, fromPromise, waitFor } from 'xstate';
 import type { ProfileRecord } from '../../schemas/registry.js';
-import { EmptyRequest, LoadRequest, UnloadRequest, type InstanceRecord, type WorkerEventType, type WorkerRecord, type WorkerEvent } from '../../schemas/worker.js';
+import { type InstanceRecord, type WorkerEventType, type WorkerRecord, type WorkerEvent } from '../../schemas/worker.js';
 import { keys, services, subjects } from '../../subjects/index.js';
 import { encodeJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
-import { addJsonEndpoint } from '../../runtime/service.js';
 import { kvPut, objectBytes, type Stores } from '../../runtime/store.js';
 import { ThreadedSession } from '../../runtime/threaded-session.js';
-import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/host.js';
-import { monitorMachine } from '../monitor/machine.js';
-import { CpuSampler, InstanceSampler, defaultMonitorOptions, type MonitorOptions } from '../monitor/sampler.js';
+import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/index.js';
+import { CpuSampler, InstanceSampler, defaultMonitorOptions, monitorMachine, type MonitorOptions } from '../monitor/index.js';
 import { autoscalerMachine, defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/index.js';
 import { ScalingRunner } from './scaling.js';
 import { defaultInferenceOptions, inferenceHandler, type InferenceOptions, type Router } from './inference.js';
 import { workerMachine } from './machine.js';
+import { addControlEndpoints } from './control.js';
 
 export interface WorkerConfig {
   nc: NatsConnection;
@@ -231,36 +230,11 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     metadata: { workerId: id, hardwareClass, threads: String(threads) },
   });
   srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: inferenceHandler(nc, router, inference, log) });
-  addJsonEndpoint(srv, {
-    name: 'load', subject: subjects.worker.load(id), schema: LoadRequest,
-    handle: async (req) => {
-      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, `${id} is draining`);
-      if (req.noWait) return snapshotRecord(startInstance(req.variant));
-      return snapshotRecord(await load(req.variant));
-    },
-  }, log);
-  addJsonEndpoint(srv, {
-    name: 'unload', subject: subjects.worker.unload(id), schema: UnloadRequest,
-    handle: async (req) => {
-      const targets = [...instances.values()].filter((i) => (req.instance && i.spec.id === req.instance) || (req.variant && i.spec.variant === req.variant));
-      if (!req.instance && !req.variant) throw new InfaasError(ErrorCode.BadRequest, 'name an instance or a variant to unload');
-      if (targets.length === 0) throw new InfaasError(ErrorCode.VariantNotLoaded, `nothing matching ${req.instance ?? req.variant} is loaded on ${id}`);
-      await Promise.all(targets.map((i) => i.drain()));
-      return { unloaded: targets.map((i) => i.spec.id) };
-    },
-  }, log);
-  addJsonEndpoint(srv, {
-    name: 'instances', subject: subjects.worker.instances(id), schema: EmptyRequest,
-    handle: async () => ({ worker: id, state: actor.getSnapshot().value, instances: live().map(snapshotRecord) }),
-  }, log);
-  addJsonEndpoint(srv, {
-    name: 'drain', subject: subjects.worker.drain(id), schema: EmptyRequest,
-    handle: async () => {
-      const queued = live().reduce((a, i) => a + i.inFlight, 0);
-      actor.send({ type: 'drain.requested', reason: 'drain requested over NATS' });
-      return { worker: id, state: 'draining', instances: live().length, inFlight: queued };
-    },
-  }, log);
+  addControlEndpoints(srv, {
+    workerId: id, log, instances: live, startInstance, load, record: snapshotRecord,
+    draining: () => router.draining, state: () => String(actor.getSnapshot().value),
+    requestDrain: () => actor.send({ type: 'drain.requested', reason: 'drain requested over NATS' }),
+  });
 
   // Monitor: one sample per window feeds verdicts, KV stats, the heartbeat and the autoscaler.
   const sampler = new InstanceSampler(id, hardwareClass, monitorOptions.thresholds);

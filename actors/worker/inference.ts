@@ -9,8 +9,7 @@ import { headerNames } from '../../subjects/index.js';
 import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, isJson, tensorForJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { checkInputs } from '../instance/inputs.js';
-import type { Outcome, VariantInstance } from '../instance/host.js';
+import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
 
 /** What the data plane needs from the worker host. */
 export interface Router {

@@ -5,8 +5,7 @@ import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RegistryView } from '../../runtime/registry-view.js';
-import { latencyCurve } from '../instance/batching.js';
-import type { VariantInstance } from '../instance/host.js';
+import { latencyCurve, type VariantInstance } from '../instance/index.js';
 import {
   initialScalingState, planWorkerScaling,
   type ScalingAction, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,

@@ -1,0 +1,69 @@
+// What a variant instance is given (its spec, session, options) and what it hands back (answers,
+// window counters): the contract between the instance host, the worker and the monitor.
+import type { QueryResult } from '../../schemas/query.js';
+import type { TensorSpec } from '../../schemas/tensor.js';
+import type { InfaasError } from '../../runtime/errors.js';
+import type { Feed } from '../../runtime/threaded-session.js';
+import type { CheckedInputs } from './inputs.js';
+
+/** What the host needs from a loaded session (a ThreadedSession in production). */
+export interface InstanceSession {
+  readonly loadMs: number;
+  run(feeds: Record<string, Feed>): Promise<{ outputs: Record<string, Feed>; ms: number }>;
+  close(): Promise<void>;
+  onExit(cb: (err?: Error) => void): void;
+}
+
+export interface InstanceSpec {
+  id: string;
+  variant: string;
+  model: string;
+  maxBatch: number;
+  threads: number;
+  memoryBytes: number;
+  inputs: TensorSpec[];
+  /** This hardware class's profile: latency per batch size and load time (absent: not profiled yet). */
+  profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number };
+}
+
+export interface InstanceOptions {
+  /** Upper bound on a batching wait, whatever the slack. */
+  maxWaitMs: number;
+  /** Scheduling head-room kept when judging whether a query can still finish in time. */
+  marginMs: number;
+}
+
+/**
+ * What loading costs beyond the profiled session creation: starting the session thread and
+ * importing ONNX Runtime in it (measured 70-170 ms on the 2-core dev VM) and fetching the file.
+ */
+export const SESSION_START_MS = 200;
+
+export const defaultInstanceOptions: InstanceOptions = Object.freeze({ maxWaitMs: 5, marginMs: 0.5 });
+
+export type Outcome = { result: QueryResult } | { error: InfaasError };
+
+export interface QueuedQuery {
+  id?: string;
+  checked: CheckedInputs;
+  /** Absolute deadline and when the query entered the system, epoch ms. */
+  deadline: number;
+  startedAt: number;
+  receivedAt: number;
+  answer: (outcome: Outcome) => void;
+}
+
+/** Counters of one monitoring window; taken (and reset) by the monitor. */
+export interface InstanceWindow {
+  ms: number;
+  /** Rows that arrived (a query of n rows counts n), and queries answered. */
+  arrivals: number;
+  completions: number;
+  deadlineMisses: number;
+  batches: number;
+  rows: number;
+  /** Observed inference times by batch size (rows). */
+  latency: Map<number, number[]>;
+  queueLength: number;
+}
+

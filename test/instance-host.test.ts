@@ -1,0 +1,140 @@
+// The instance host's queue and batching loop, driven with a scripted session (its timing and
+// failures are what these tests control; real sessions are in worker-serving.test.ts).
+import t from 'tap';
+import { VariantInstance, type InstanceSession, type Outcome, type QueuedQuery } from '../actors/instance/index.js';
+import { checkInputs } from '../actors/instance/inputs.js';
+import type { Feed } from '../runtime/threaded-session.js';
+import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { silentLogger } from '../runtime/log.js';
+
+const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [null, 2] }];
+
+/** Echoes its input as output `y` after `delayMs`; fails when told to. */
+class ScriptedSession implements InstanceSession {
+  readonly loadMs = 1;
+  runs: number[] = [];
+  delayMs = 0;
+  failNext = false;
+  private exit?: (err?: Error) => void;
+  async run(feeds: Record<string, Feed>) {
+    this.runs.push(feeds.x.dims[0]);
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failNext) { this.failNext = false; throw new Error('ORT said no'); }
+    return { outputs: { y: { ...feeds.x, data: Float32Array.from(feeds.x.data as Float32Array) } }, ms: this.delayMs };
+  }
+  async close() {}
+  onExit(cb: (err?: Error) => void) { this.exit = cb; }
+  crash() { this.exit?.(new Error('thread died')); }
+}
+
+function instance(session: ScriptedSession, maxBatch = 8, id = 'i1') {
+  return new VariantInstance({
+    spec: { id, variant: 'm.v', model: 'm', maxBatch, threads: 1, memoryBytes: 1, inputs, profile: { latency: [{ batch: 1, p50Ms: 1 }, { batch: 8, p50Ms: 2 }], loadMs: 1 } },
+    worker: { id: 'w', hardwareClass: 'cpu-test', pricePerHour: 1, threads: 2 },
+    open: async () => session, log: silentLogger, onState: () => {},
+  });
+}
+
+function query(value: number, deadlineMs: number, rows = 1): { q: QueuedQuery; outcome: Promise<Outcome> } {
+  let answer!: (o: Outcome) => void;
+  const outcome = new Promise<Outcome>((r) => { answer = r; });
+  const now = Date.now();
+  const checked = checkInputs({ x: arrayToTensor('float32', [rows, 2], new Float32Array(rows * 2).fill(value)) }, inputs, 8);
+  return { q: { checked, deadline: now + deadlineMs, startedAt: now, receivedAt: now, answer }, outcome };
+}
+
+t.test('queued queries are batched together and each gets its own rows back', async (t) => {
+  const s = new ScriptedSession();
+  const inst = instance(s);
+  await inst.loaded;
+  s.delayMs = 20;
+  const first = query(0, 1000);
+  inst.enqueue(first.q); // runs alone; the next four queue behind it
+  const rest = [1, 2, 3, 4].map((v) => query(v, 1000, v === 3 ? 2 : 1));
+  for (const r of rest) inst.enqueue(r.q);
+  const outs = await Promise.all(rest.map((r) => r.outcome));
+  t.same(s.runs.slice(-2), [1, 5], 'one run of 1 row, then one batch of 5 rows');
+  outs.forEach((o, i) => {
+    if (!('result' in o)) { t.fail(o.error.message); return; }
+    const y = tensorToArray(o.result.outputs.y) as Float32Array;
+    t.ok(y.every((v) => v === i + 1), `query ${i + 1} got its own rows`);
+  });
+});
+
+t.test('a query that expires in the queue is answered DEADLINE_EXCEEDED and never computed', async (t) => {
+  const s = new ScriptedSession();
+  const inst = instance(s);
+  await inst.loaded;
+  const runsBefore = s.runs.length;
+  s.delayMs = 40;
+  const slow = query(1, 1000);
+  const due = query(2, 10);
+  inst.enqueue(slow.q);
+  inst.enqueue(due.q);
+  const o = await due.outcome;
+  t.equal('error' in o && o.error.code, 'DEADLINE_EXCEEDED', 'error' in o ? o.error.message : 'answered');
+  await slow.outcome;
+  t.same(s.runs.slice(runsBefore), [1], 'only the first query ran');
+  t.equal(inst.inFlight, 0, 'nothing left in flight');
+});
+
+t.test('a failed batch answers every query in it; the instance keeps serving', async (t) => {
+  const s = new ScriptedSession();
+  const inst = instance(s);
+  await inst.loaded;
+  s.delayMs = 10;
+  const blocker = query(0, 1000);
+  inst.enqueue(blocker.q);
+  s.failNext = true;
+  const batch = [1, 2, 3].map((v) => query(v, 1000));
+  for (const b of batch) inst.enqueue(b.q);
+  const bo = await blocker.outcome;
+  t.equal('error' in bo && bo.error.code, 'INFERENCE_FAILED', 'the running batch failed');
+  const outs = await Promise.all(batch.map((b) => b.outcome));
+  t.ok(outs.every((o) => 'result' in o), 'the next batch is served');
+  const again = query(5, 1000);
+  s.failNext = true;
+  inst.enqueue(again.q);
+  const a = await again.outcome;
+  t.equal('error' in a && a.error.code, 'INFERENCE_FAILED');
+  t.ok('error' in a && /ORT said no/.test(a.error.message), 'with the runtime message');
+  t.equal(inst.state, 'active', 'still serving');
+});
+
+t.test('a crashed session fails the instance and answers everything queued', async (t) => {
+  const s = new ScriptedSession();
+  const inst = instance(s);
+  await inst.loaded;
+  s.delayMs = 30;
+  const running = query(0, 1000);
+  const queued = query(1, 1000);
+  inst.enqueue(running.q);
+  inst.enqueue(queued.q);
+  s.crash();
+  const q = await queued.outcome;
+  t.equal('error' in q && q.error.code, 'INFERENCE_FAILED');
+  t.equal(inst.state, 'failed');
+  const late = query(2, 1000);
+  inst.enqueue(late.q);
+  const l = await late.outcome;
+  t.equal('error' in l && l.error.code, 'VARIANT_NOT_LOADED', 'a failed instance refuses new work with an error');
+});
+
+t.test('a switch hands queued queries to the replacement', async (t) => {
+  const s1 = new ScriptedSession();
+  const s2 = new ScriptedSession();
+  const old = instance(s1, 8, 'old');
+  const next = instance(s2, 8, 'new');
+  await Promise.all([old.loaded, next.loaded]);
+  s1.delayMs = 30;
+  const running = query(0, 1000);
+  old.enqueue(running.q);
+  const waiting = [1, 2].map((v) => query(v, 1000));
+  for (const w of waiting) old.enqueue(w.q);
+  t.equal(old.handOver(next), 2, 'two queued queries moved');
+  const outs = await Promise.all(waiting.map((w) => w.outcome));
+  t.ok(outs.every((o) => 'result' in o), 'answered by the replacement');
+  t.ok((await running.outcome) && 'result' in (await running.outcome), 'the running batch finished on the old one');
+  await old.drain();
+  t.equal(old.state, 'unloaded');
+});
