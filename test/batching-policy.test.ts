@@ -35,6 +35,15 @@ t.test('never waits past what the earliest query can afford', async (t) => {
   t.match(decideBatch({ ...base, deadlines: [1003] }), { action: 'run', size: 1, why: /deadline/ });
 });
 
+t.test('at light load it runs at once: waiting would only add latency', async (t) => {
+  // 1 ms per query alone: 300 q/s is 30 % of what the instance serves unbatched.
+  t.match(decideBatch({ ...base, deadlines: [1100, 1100], arrivalRate: 300 }), { action: 'run', size: 2, why: /light load \(30%/ });
+  // The per-batch overhead counts: 0.02 ms queries with 0.25 ms of overhead per batch are busy at 2,000 q/s.
+  const tiny = latencyCurve([{ batch: 1, p50Ms: 0.02 }, { batch: 32, p50Ms: 0.15 }]);
+  t.equal(decideBatch({ ...base, latencyMs: tiny, deadlines: [1100, 1100], arrivalRate: 2000, overheadMs: 0.25 }).action, 'wait');
+  t.match(decideBatch({ ...base, latencyMs: tiny, deadlines: [1100, 1100], arrivalRate: 2000 }), { action: 'run', why: /light load/ }, 'without overhead it looks idle');
+});
+
 t.test('does not wait when bigger batches are no cheaper per query (e.g. a flat int8 curve)', async (t) => {
   const linear = latencyCurve([{ batch: 1, p50Ms: 0.5 }, { batch: 32, p50Ms: 16 }]);
   t.match(decideBatch({ ...base, latencyMs: linear, deadlines: [2000] }), { action: 'run', size: 1, why: /not cheaper/ });

@@ -16,6 +16,21 @@ export interface BatchingInput {
   maxWaitMs: number;
   /** Head-room kept for scheduling noise when computing slack. */
   marginMs: number;
+  /** Fixed cost of one batch beyond the profiled inference (thread hop, event loop); default 0. */
+  overheadMs?: number;
+}
+
+/**
+ * Serving cost of one batch beyond its profiled inference: the hop to the session thread and back
+ * and the event loop's handling (0.1-0.2 ms measured for the hop alone on the dev VM; more when
+ * cores are contended).
+ */
+export const BATCH_OVERHEAD_MS = 0.25;
+
+/** Rows per second one instance serves at full batches: its profile plus the per-batch overhead. */
+export function capacityQps(latencyMs: (batch: number) => number, maxBatch: number, overheadMs = BATCH_OVERHEAD_MS): number {
+  const full = latencyMs(maxBatch);
+  return full > 0 ? (maxBatch * 1000) / (full + overheadMs) : 0;
 }
 
 export type BatchDecision =
@@ -40,6 +55,9 @@ export function latencyCurve(points: { batch: number; p50Ms: number }[]): (batch
   };
 }
 
+/** Below this share of its unbatched capacity an instance runs what it has instead of waiting. */
+export const LIGHT_LOAD = 0.5;
+
 export function decideBatch(x: BatchingInput): BatchDecision {
   const queued = x.deadlines.length;
   if (queued === 0) return { action: 'idle' };
@@ -47,11 +65,16 @@ export function decideBatch(x: BatchingInput): BatchDecision {
   const earliest = Math.min(...x.deadlines);
   const slack = earliest - x.now - x.latencyMs(x.maxBatch) - x.marginMs;
   if (slack <= 0) return { action: 'run', size: queued, why: 'earliest deadline cannot afford a wait' };
-  // Waiting pays only if a fuller batch serves each query more cheaply.
-  const perQueryNow = x.latencyMs(queued) / queued;
-  const perQueryFull = x.latencyMs(x.maxBatch) / x.maxBatch;
+  // Waiting pays only if a fuller batch serves each query more cheaply...
+  const overhead = x.overheadMs ?? 0;
+  const perQueryNow = (x.latencyMs(queued) + overhead) / queued;
+  const perQueryFull = (x.latencyMs(x.maxBatch) + overhead) / x.maxBatch;
   if (perQueryFull >= perQueryNow * 0.95) return { action: 'run', size: queued, why: 'bigger batches are not cheaper per query' };
   if (x.arrivalRate <= 0) return { action: 'run', size: queued, why: 'no arrivals expected' };
+  // ...and only when the instance is busy enough to need the throughput: below half its unbatched
+  // capacity, queries served one by one never queue, and a wait would only add latency.
+  const unbatchedLoad = (x.arrivalRate * (x.latencyMs(1) + overhead)) / 1000;
+  if (unbatchedLoad < LIGHT_LOAD) return { action: 'run', size: queued, why: `light load (${(unbatchedLoad * 100).toFixed(0)}% of unbatched capacity)` };
   const toFill = ((x.maxBatch - queued) / x.arrivalRate) * 1000;
   const ms = Math.min(slack, toFill, x.maxWaitMs);
   if (ms < 0.05) return { action: 'run', size: queued, why: 'wait would be negligible' };

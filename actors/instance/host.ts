@@ -5,7 +5,7 @@ import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from
 import type { InstanceState } from '../../schemas/worker.js';
 import { ErrorCode, InfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { decideBatch, latencyCurve } from './batching.js';
+import { BATCH_OVERHEAD_MS, capacityQps, decideBatch, latencyCurve } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
 import {
   SESSION_START_MS, defaultInstanceOptions,
@@ -36,6 +36,9 @@ export class VariantInstance {
   batchesRun = 0;
   rowsRun = 0;
   private readonly queue: QueuedQuery[] = [];
+  private queuedRows = 0;
+  /** Measured cost of a batch beyond its inference (thread hop, event loop), smoothed. */
+  private overheadMs = BATCH_OVERHEAD_MS;
   private readonly actor: Actor<typeof instanceMachine>;
   private readonly options: InstanceOptions;
   private session?: InstanceSession;
@@ -53,8 +56,7 @@ export class VariantInstance {
     this.spec = deps.spec;
     this.options = { ...defaultInstanceOptions, ...deps.options };
     this.latencyMs = latencyCurve(deps.spec.profile?.latency ?? []);
-    const full = this.latencyMs(deps.spec.maxBatch);
-    this.capacityQps = full > 0 ? (deps.spec.maxBatch * 1000) / full : 0;
+    this.capacityQps = capacityQps(this.latencyMs, deps.spec.maxBatch);
     const log = deps.log.child({ instance: deps.spec.id, variant: deps.spec.variant });
     this.actor = createActor(instanceMachine.provide({
       actors: {
@@ -141,8 +143,19 @@ export class VariantInstance {
     // Rows, not queries: capacity is rows per second (a query of n rows is n items of a batch).
     this.window.arrivals += q.checked.rows;
     this.lastArrivalAt = q.receivedAt;
+    // Admission: a query that cannot finish in time behind the work already queued is answered
+    // now, not held until it expires (under overload that held work crowds out what could be served).
+    if (this.session) {
+      const ahead = this.expectedWaitMs();
+      const need = ahead + this.latencyMs(q.checked.rows) + this.overheadMs;
+      if (q.receivedAt + need > q.deadline) {
+        this.window.deadlineMisses++;
+        q.answer({ error: new InfaasError(ErrorCode.DeadlineExceeded, `${(q.deadline - q.receivedAt).toFixed(0)} ms left, ~${need.toFixed(1)} ms needed with ${this.queuedRows} rows queued ahead; not computed`, { deadline: q.deadline, now: q.receivedAt, queuedRows: this.queuedRows }) });
+        return;
+      }
+    }
     this.actor.send({ type: 'query.accepted' });
-    this.queue.push(q);
+    this.push(q);
     this.pump();
   }
 
@@ -154,8 +167,9 @@ export class VariantInstance {
   handOver(to: VariantInstance): number {
     const keep: QueuedQuery[] = [];
     let moved = 0;
+    this.queuedRows = 0;
     for (const q of this.queue.splice(0)) {
-      if (q.checked.rows > to.spec.maxBatch || !to.accepting) { keep.push(q); continue; }
+      if (q.checked.rows > to.spec.maxBatch || !to.accepting) { keep.push(q); this.queuedRows += q.checked.rows; continue; }
       moved++;
       this.actor.send({ type: 'query.finished' });
       to.adopt(q);
@@ -167,8 +181,19 @@ export class VariantInstance {
   /** Takes a query handed over by another instance (not counted as a new arrival). */
   private adopt(q: QueuedQuery): void {
     this.actor.send({ type: 'query.accepted' });
-    this.queue.push(q);
+    this.push(q);
     this.pump();
+  }
+
+  private push(q: QueuedQuery): void {
+    this.queue.push(q);
+    this.queuedRows += q.checked.rows;
+  }
+
+  /** Time until a query queued now would start: the queue in full batches, plus any running batch. */
+  private expectedWaitMs(): number {
+    const batches = Math.ceil(this.queuedRows / this.spec.maxBatch) + this.running;
+    return batches === 0 ? 0 : batches * (this.latencyMs(this.spec.maxBatch) + this.overheadMs);
   }
 
   /** Finish queued work, refuse new, release the session; resolves once unloaded (or failed). */
@@ -203,6 +228,7 @@ export class VariantInstance {
   }
 
   private failQueued(err: InfaasError): void {
+    this.queuedRows = 0;
     for (const q of this.queue.splice(0)) this.finish(q, { error: err });
   }
 
@@ -214,24 +240,35 @@ export class VariantInstance {
 
   /** Drops expired queries, then runs a batch now or arms a timer for a fuller one. */
   private pump(): void {
-    if (!this.session || this.running > 0) return;
+    if (!this.session || this.running >= 2) return;
+    // Pipelining: with a batch running, hand the thread the next one only when it is full, so the
+    // thread never idles waiting for the event loop under overload, and batches still fill below it.
+    if (this.running === 1 && this.queuedRows < this.spec.maxBatch) return;
     const now = Date.now();
     const single = this.latencyMs(1);
-    for (let i = 0; i < this.queue.length;) {
-      const q = this.queue[i];
-      if (now + single > q.deadline) {
-        this.queue.splice(i, 1);
+    if (this.queue.some((q) => now + single > q.deadline)) {
+      const keep = this.queue.filter((q) => now + single <= q.deadline);
+      for (const q of this.queue) {
+        if (now + single <= q.deadline) continue;
+        this.queuedRows -= q.checked.rows;
         this.window.deadlineMisses++;
         this.finish(q, { error: deadlineError(q, now, single) });
-      } else i++;
+      }
+      this.queue.splice(0, this.queue.length, ...keep);
     }
     if (this.queue.length === 0) return;
+    if (this.queuedRows >= this.spec.maxBatch) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+      void this.runBatch();
+      return;
+    }
     // The wait bound counts from the oldest query's arrival, so re-deciding after a wait cannot
     // keep a lone query waiting window after window.
     const waited = now - this.queue[0].receivedAt;
     const decision = decideBatch({
       now, deadlines: this.queue.map((q) => q.deadline), maxBatch: this.spec.maxBatch, latencyMs: this.latencyMs,
       arrivalRate: this.arrivalRate, maxWaitMs: Math.max(0, this.options.maxWaitMs - waited), marginMs: this.options.marginMs,
+      overheadMs: this.overheadMs,
     });
     // A draining instance gets no more arrivals: waiting for a fuller batch would only add delay.
     if (decision.action === 'wait' && this.state !== 'draining') {
@@ -249,6 +286,7 @@ export class VariantInstance {
     while (this.queue.length > 0 && rows + this.queue[0].checked.rows <= this.spec.maxBatch) {
       const q = this.queue.shift()!;
       rows += q.checked.rows;
+      this.queuedRows -= q.checked.rows;
       batch.push(q);
     }
     return batch;
@@ -260,9 +298,13 @@ export class VariantInstance {
     if (batch.length === 0) return;
     this.running++;
     const started = Date.now();
+    const t0 = performance.now();
+    const alone = this.running === 1;
     try {
       const { rows, feeds } = concatBatch(batch.map((q) => q.checked));
       const { outputs, ms } = await session.run(feeds);
+      // A pipelined batch also waited for the one ahead of it in the thread: not overhead.
+      if (alone) this.overheadMs = 0.9 * this.overheadMs + 0.1 * Math.max(0, performance.now() - t0 - ms);
       const parts = splitOutputs(outputs, rows);
       const total = rows.reduce((a, b) => a + b, 0);
       this.record(total, ms);

@@ -28,6 +28,12 @@ export interface ClassifierThresholds {
   windows: number;
   /** A queue longer than this many queries counts as backlog. */
   backlogQueries: number;
+  /**
+   * Milliseconds added to each profiled latency before comparing: an isolated run after an idle
+   * gap pays a thread wake-up and cold caches (measured 0.06-0.3 ms on the dev VM) that the
+   * profiler's back-to-back runs do not. Without it a 0.02 ms model reads as 5-10x slowed down.
+   */
+  allowanceMs: number;
 }
 
 /**
@@ -43,6 +49,7 @@ export const defaultThresholds: ClassifierThresholds = Object.freeze({
   interferenceExit: 1.2,
   windows: 2,
   backlogQueries: 8,
+  allowanceMs: 0.25,
 });
 
 export interface ClassifierState {
@@ -54,12 +61,12 @@ export interface ClassifierState {
 
 export const initialClassifierState: ClassifierState = Object.freeze({ verdict: 'active', pending: 'active', streak: 0 });
 
-/** Weighted observed/profiled ratio over the batch sizes seen (undefined when nothing ran). */
-export function slowdown(sample: InstanceSample): number | undefined {
+/** Weighted observed/(profiled + allowance) ratio over the batch sizes seen (undefined when nothing ran). */
+export function slowdown(sample: InstanceSample, allowanceMs = 0): number | undefined {
   const seen = sample.latency.filter((l) => l.profiledMs > 0 && l.observedMs > 0);
   if (seen.length === 0) return undefined;
   const observed = seen.reduce((a, l) => a + l.observedMs, 0);
-  const profiled = seen.reduce((a, l) => a + l.profiledMs, 0);
+  const profiled = seen.reduce((a, l) => a + l.profiledMs + allowanceMs, 0);
   return observed / profiled;
 }
 
@@ -79,7 +86,7 @@ export interface Classification { state: ClassifierState; changed: boolean; reas
 
 export function classifyInstance(prev: ClassifierState, sample: InstanceSample, th: ClassifierThresholds = defaultThresholds): Classification {
   const load = sample.capacity > 0 ? sample.arrivalRate / sample.capacity : Infinity;
-  const ratio = slowdown(sample);
+  const ratio = slowdown(sample, th.allowanceMs);
   const next = indicated(prev.verdict, sample, load, ratio, th);
   const streak = next === prev.pending ? prev.streak + 1 : 1;
   const reason = `load ${(load * 100).toFixed(0)}% of capacity, queue ${sample.queueLength} (${sample.queueGrowth >= 0 ? '+' : ''}${sample.queueGrowth}), latency x${ratio === undefined ? '-' : ratio.toFixed(2)} of profile`;

@@ -5,7 +5,7 @@ import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RegistryView } from '../../runtime/registry-view.js';
-import { latencyCurve, type VariantInstance } from '../instance/index.js';
+import { capacityQps, latencyCurve, type VariantInstance } from '../instance/index.js';
 import {
   initialScalingState, planWorkerScaling,
   type ScalingAction, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,
@@ -37,11 +37,10 @@ export class ScalingRunner {
       if (!models.has(v.model)) continue;
       const p = this.deps.view.profiles.get(keys.profile(v.id, this.deps.hardwareClass));
       if (!p || p.status !== 'done' || !p.latency || p.latency.length === 0) continue;
-      const full = latencyCurve(p.latency)(v.maxBatch);
       out.set(v.id, {
         id: v.id, model: v.model, precision: v.precision, maxBatch: v.maxBatch, threads: v.intraOpThreads,
         accuracy: p.accuracy ?? 0, loadMs: p.loadMs ?? 0, memoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
-        capacityQps: full > 0 ? (v.maxBatch * 1000) / full : 0,
+        capacityQps: capacityQps(latencyCurve(p.latency), v.maxBatch),
       });
     }
     return out;
