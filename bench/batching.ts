@@ -363,7 +363,7 @@ function report(rows: Row[], x: { b1: number; b32: number; caps: Record<TargetNa
     ...(MODEL === 'cnn-small' ? [
       'Why cnn-small: its per-image cost falls with batch size and its compute is small next to the serving path\'s cost per',
       'run, so batching amortises both; cnn-wide is compute-bound at batch 1 (batch 32 costs 32 batch-1 runs), so on 2 cores',
-      'batching can only amortise the per-run overhead (`--quick --model cnn-wide`: batched / unbatched capacity 1.55x, ~1.3k q/s).',
+      'batching can only amortise the per-run overhead (try `--model cnn-wide` to see it).',
     ] : []),
     '',
     '```',
