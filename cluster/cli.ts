@@ -90,6 +90,11 @@ program.command('up')
       print('');
       print(variantsTable(infos));
       print(`\n${infos.reduce((n, i) => n + i.variants.length, 0)} variants of ${infos.length} models; took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (stack.worker) {
+        const example = infos.flatMap((i) => i.variants).find((v) => v.maxBatch > 1)?.id ?? '<model>.<variant>';
+        print(`worker ${stack.worker.id} (${stack.worker.hardwareClass}) is serving: infaas workers -s ${stack.url}`);
+        print(`  load a variant:  nats req infaas.worker.${stack.worker.id}.load '{"variant":"${example}"}' -s ${stack.url}`);
+      }
       if (!o.once) {
         print(`serving: follow events with  nats sub 'infaas.events.>' -s ${stack.url}   (Ctrl-C to stop)`);
         await waitForSignal();

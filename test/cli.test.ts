@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { zooModelBytes, zooValidationSet } from '../zoo/index.js';
-import { startTestSystem } from './helpers/system.js';
+import { startTestSystem, startTestWorker } from './helpers/system.js';
+import { WorkerClient } from '../runtime/worker-client.js';
 
 const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
 
@@ -42,6 +43,15 @@ t.test('register, list, inspect and unregister from the command line', async (t)
   const shape = await infaas(['register', 'x.onnx', '--name', 'y', '--task', 't', '--dataset', 'd', '--input', 'image:float99:?', '--output', 'o:float32:?', '-s', sys.url]);
   t.equal(shape.code, 1);
   t.match(shape.stderr, /name:dtype:dims/);
+  const none = await infaas(['workers', '-s', sys.url]);
+  t.match(none.stdout, /no workers/);
+  const worker = await startTestWorker(t, sys, { monitor: { windowMs: 200 } });
+  await new WorkerClient(sys.nc).load(worker.id, 'cli-model.fp32-all-b8-t1-cpu');
+  const workers = await infaas(['workers', '-s', sys.url]);
+  t.equal(workers.code, 0, workers.stderr);
+  t.match(workers.stdout, new RegExp(`${worker.id}\\s+\\S+\\s+cpu-test\\s+ready\\s+1/2`), 'the worker, its class and reserved threads');
+  t.match(workers.stdout, /cli-model\.fp32-all-b8-t1-cpu\s+active/, 'its instance and state');
+  await worker.stop();
   const gone = await infaas(['unregister', 'cli-model', '-s', sys.url]);
   t.match(gone.stdout, /removed cli-model: 4 variants, 4 profiles, 4 files/);
   const missing = await infaas(['info', 'cli-model', '-s', sys.url]);
@@ -57,6 +67,7 @@ t.test('infaas up twice on one data directory registers once', async (t) => {
   t.match(first.stdout, /mlp-small: registered/);
   t.match(first.stdout, /24 variants of 1 models/);
   t.match(first.stdout, /b1 p50\/p99 ms/);
+  t.match(first.stdout, /worker worker-\S+ \(cpu-\d+t\) is serving/);
   const second = await infaas(['up', '--once', '--quick', '--port', '-1', '--models', 'mlp-small'], env);
   t.equal(second.code, 0, second.stderr);
   t.match(second.stdout, /mlp-small: already registered/);

@@ -173,7 +173,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     },
     actions: {
       publishState: ({ context }, { state: s }) => {
-        if (s === 'draining') { void writeRecord('draining'); event('worker.draining', `draining${context.reason ? ` (${context.reason})` : ''}`); }
+        if (s === 'draining') { void writeRecord('draining').catch((err) => log.debug({ err: (err as Error).message }, 'draining record not written')); event('worker.draining', `draining${context.reason ? ` (${context.reason})` : ''}`); }
         if (s === 'ready') event('worker.started', `ready: ${threads} threads, ${mb(memoryBytes)}, ${hardwareClass}, $${pricePerHour.toFixed(3)}/h`);
         if (s === 'stopped') { event('worker.stopped', 'stopped'); config.onStopped?.(); }
         if (s === 'failed') log.error({ err: context.error }, 'worker failed to start');
