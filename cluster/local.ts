@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
 import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
+import { startDispatcher, type Dispatcher } from '../actors/dispatcher/index.js';
 import { startWorker, type Worker, type WorkerConfig } from '../actors/worker/index.js';
 import { startLocalNats, type LocalNats } from '../runtime/local-nats.js';
 import type { Logger } from '../runtime/log.js';
@@ -14,6 +15,7 @@ export interface Stack {
   nc: NatsConnection;
   stores: Stores;
   registrar?: Registrar;
+  dispatcher?: Dispatcher;
   profiler?: Profiler;
   worker?: Worker;
   server?: LocalNats;
@@ -40,15 +42,17 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log });
   const stores = await openStores(nc);
   const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
+  const dispatcher = o.controller ? await startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id }) : undefined;
   const profiler = o.worker ? await startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
   const worker = profiler ? await startWorker({
     nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
   }) : undefined;
   return {
-    url, nc, stores, registrar, profiler, worker, server,
+    url, nc, stores, registrar, dispatcher, profiler, worker, server,
     stop: async () => {
       await worker?.stop();
       await profiler?.stop();
+      await dispatcher?.stop();
       await registrar?.stop();
       await closeBus(nc);
       await server?.stop();

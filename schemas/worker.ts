@@ -43,10 +43,11 @@ export const WorkerRecord = Type.Object(
 );
 export type WorkerRecord = Static<typeof WorkerRecord>;
 
-export const InstanceState = Type.Union(
-  ['loading', 'active', 'overloaded', 'interfered', 'draining', 'unloaded', 'failed'].map((s) => Type.Literal(s)),
-);
-export type InstanceState = 'loading' | 'active' | 'overloaded' | 'interfered' | 'draining' | 'unloaded' | 'failed';
+export const InstanceState = Type.Union([
+  Type.Literal('loading'), Type.Literal('active'), Type.Literal('overloaded'), Type.Literal('interfered'),
+  Type.Literal('draining'), Type.Literal('unloaded'), Type.Literal('failed'),
+]);
+export type InstanceState = Static<typeof InstanceState>;
 
 export const ObservedLatency = Type.Object(
   { batch: Type.Integer({ minimum: 1 }), observedMs: Type.Number({ minimum: 0 }), profiledMs: Type.Number({ minimum: 0 }), runs: Type.Integer({ minimum: 1 }) },

@@ -43,6 +43,8 @@ export const subjects = {
     /** A worker's lifecycle, instance states, autoscaler decisions and mitigation requests. */
     worker: (workerId: string) => `${PREFIX}.events.worker.${checkToken('worker', workerId)}`,
     allWorkers: `${PREFIX}.events.worker.>`,
+    /** Sampled audit records of the dispatchers' selections. */
+    dispatcher: `${PREFIX}.events.dispatcher`,
   },
   worker: {
     /** Micro service group of one worker; its endpoints sit under it. */
@@ -67,12 +69,16 @@ export const headerNames = {
 } as const;
 
 export const services = {
+  /** The controller's query entry point (dispatchers, one instance per controller). */
+  dispatcher: 'infaas-dispatcher',
   registry: 'infaas-registry',
   profiler: 'infaas-profiler',
   worker: 'infaas-worker',
 } as const;
 
 export const queueGroups = {
+  /** Every controller's dispatcher takes a share of infaas.query. */
+  dispatchers: 'infaas-dispatchers',
   registry: 'infaas-registrars',
   profiler: 'infaas-profilers',
 } as const;

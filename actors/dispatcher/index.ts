@@ -1,5 +1,8 @@
-// The dispatcher's public door: the selection policy (the host comes with #4).
+// The dispatcher's public door: the selection policy, its snapshot and the infaas.query host.
 export {
   selectVariant, latencyFor, costPerQuery,
   type CandidateProfile, type WorkerView, type InstanceView, type InstanceState, type Snapshot, type SelectionRequest, type Selection,
 } from './select-variant.js';
+export { SnapshotBuilder } from './snapshot.js';
+export { dispatcherMachine, type DispatcherEvent } from './machine.js';
+export { startDispatcher, defaultDispatcherOptions, type Dispatcher, type DispatcherConfig, type DispatcherOptions, type SelectionPolicy } from './host.js';

@@ -1,0 +1,182 @@
+// Hosts a dispatcher: the infaas.query endpoint (queue group: any number of controllers share the
+// load). A query is decoded and validated once, the pure selectVariant policy picks a variant and a
+// worker from in-memory views fed by KV watches (no KV read on the query path), and the query is
+// forwarded with the client's reply subject, so the worker answers the client directly.
+import { headers as natsHeaders, type NatsConnection, type ServiceMsg } from 'nats';
+import { createActor, fromPromise, waitFor } from 'xstate';
+import { Query } from '../../schemas/query.js';
+import { validate } from '../../schemas/validate.js';
+import type { InferRequest } from '../../schemas/worker.js';
+import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
+import { ClusterView } from '../../runtime/cluster-view.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, isJson } from '../../runtime/codec.js';
+import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import { RegistryView } from '../../runtime/registry-view.js';
+import type { Stores } from '../../runtime/store.js';
+import { dispatcherMachine } from './machine.js';
+import { selectVariant, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
+import { SnapshotBuilder } from './snapshot.js';
+
+export interface DispatcherOptions {
+  /**
+   * Serving-path time a query pays on top of its profiled inference (client -> NATS -> dispatcher
+   * -> worker -> session thread and back): ~1.4-1.8 ms measured on the 2-core dev VM
+   * (docs/benchmarks.md), so 2 ms is subtracted from the SLO before matching profiles.
+   */
+  pathOverheadMs: number;
+  /** Publish one selection in this many on infaas.events.dispatcher (0: none). */
+  auditEvery: number;
+  maxRequestBytes: number;
+}
+
+export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
+
+/** The selection policy; swap it for a baseline or an experiment. */
+export type SelectionPolicy = (snapshot: Snapshot, request: SelectionRequest) => Selection;
+
+export interface DispatcherConfig {
+  nc: NatsConnection;
+  stores: Stores;
+  log: Logger;
+  controllerId: string;
+  options?: Partial<DispatcherOptions>;
+  policy?: SelectionPolicy;
+}
+
+export interface Dispatcher {
+  /** Queries forwarded and refused since start. */
+  readonly stats: { forwarded: number; refused: number };
+  stop(): Promise<void>;
+}
+
+export async function startDispatcher(config: DispatcherConfig): Promise<Dispatcher> {
+  const { nc, stores } = config;
+  const options: DispatcherOptions = Object.freeze({ ...defaultDispatcherOptions, ...config.options });
+  const policy = config.policy ?? selectVariant;
+  const log = config.log.child({ actor: 'dispatcher', controller: config.controllerId });
+  const registry = new RegistryView(log);
+  const cluster = new ClusterView(log);
+  const builder = new SnapshotBuilder(registry, cluster);
+  const stats = { forwarded: 0, refused: 0 };
+  let decisions = 0;
+
+  const refuse = (msg: ServiceMsg, json: boolean, err: InfaasError, resultSubject?: string): void => {
+    stats.refused++;
+    const h = natsHeaders();
+    h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
+    h.set('Nats-Service-Error-Code', String(err.status));
+    h.set('Nats-Service-Error', `${err.code}: ${err.message}`.slice(0, 1000));
+    const data = encodePayload(err.toBody(), json).data;
+    if (resultSubject) nc.publish(resultSubject, data, { headers: h });
+    else if (msg.reply) msg.respond(data, { headers: h });
+  };
+
+  const known = (q: Query): void => {
+    const named = [q.task, q.model, q.variant].filter((x) => x !== undefined).length;
+    if (named !== 1) throw new InfaasError(ErrorCode.BadRequest, 'a query names exactly one of task, model or variant');
+    if (q.task !== undefined && ![...registry.models.values()].some((m) => m.task === q.task && m.status === 'registered')) {
+      const tasks = [...new Set([...registry.models.values()].map((m) => m.task))].sort();
+      throw new InfaasError(ErrorCode.UnknownTask, `no registered model does task "${q.task}" (tasks: ${tasks.join(', ') || 'none'})`, { tasks });
+    }
+    if (q.model !== undefined && registry.models.get(q.model)?.status !== 'registered') {
+      throw new InfaasError(ErrorCode.ModelNotFound, `model ${q.model} is not registered`);
+    }
+    if (q.variant !== undefined && !registry.variants.has(q.variant)) {
+      throw new InfaasError(ErrorCode.VariantNotFound, `variant ${q.variant} is not in the registry`);
+    }
+  };
+
+  const handler = (err: Error | null, msg: ServiceMsg): void => {
+    if (err) { log.error({ err }, 'query endpoint stopped'); return; }
+    const receivedAt = Date.now();
+    const json = isJson(msg.headers);
+    let resultSubject: string | undefined;
+    try {
+      if (msg.data.length > options.maxRequestBytes) {
+        throw new InfaasError(ErrorCode.PayloadTooLarge, `query is ${msg.data.length} bytes; at most ${options.maxRequestBytes}`);
+      }
+      const q = validate(Query, decodePayload(msg.data, msg.headers), 'query');
+      resultSubject = q.resultSubject;
+      known(q);
+      const first = Object.values(q.inputs)[0];
+      const batch = first?.shape[0] ?? 0;
+      if (!first || !Number.isInteger(batch) || batch < 1) throw new InfaasError(ErrorCode.InvalidInput, 'a query needs at least one input with at least one row (dim 0)');
+      const request: SelectionRequest = {
+        ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
+        batch, latencyMs: q.slo.latencyMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0,
+        ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
+      };
+      const snap = builder.snapshot(receivedAt);
+      const sel = policy(snap, request);
+      if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
+      if (sel.kind === 'infeasible') {
+        if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)');
+        // What is achievable end to end: the profiled latency plus the serving path.
+        const a = sel.achievable;
+        const lowest = a.lowestLatencyMs !== undefined ? a.lowestLatencyMs + options.pathOverheadMs : undefined;
+        const offer = [
+          lowest !== undefined ? `lowest latency at accuracy >= ${a.atAccuracy}: ${lowest.toFixed(2)} ms` : '',
+          a.highestAccuracy !== undefined ? `highest accuracy within ${q.slo.latencyMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
+        ].filter(Boolean).join('; ');
+        throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${q.slo.latencyMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable now: ${offer}` : ''}`, {
+          reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs,
+          ...(lowest !== undefined ? { lowestLatencyMs: lowest } : {}), ...(a.highestAccuracy !== undefined ? { highestAccuracy: a.highestAccuracy } : {}),
+        });
+      }
+      const forward: InferRequest = {
+        ...(q.id !== undefined ? { id: q.id } : {}), variant: sel.variantId, inputs: q.inputs,
+        ...(resultSubject ? { resultSubject } : {}), ...(sel.kind === 'load' ? { load: true } : {}), ...(q.variant ? { pinned: true } : {}),
+      };
+      const enc = encodePayload(forward, json);
+      enc.headers.set(headerNames.deadline, String(receivedAt + q.slo.latencyMs));
+      enc.headers.set(headerNames.start, String(msg.headers?.get(headerNames.start) || receivedAt));
+      nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
+      builder.noteSent(sel.workerId, sel.variantId);
+      stats.forwarded++;
+    } catch (e) {
+      const ie = toInfaasError(e);
+      if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'query failed');
+      refuse(msg, json, ie, resultSubject);
+    }
+  };
+
+  const audit = (q: Query, request: SelectionRequest, sel: Selection): void => {
+    nc.publish(subjects.events.dispatcher, encodeJson({
+      type: 'selection', at: new Date().toISOString(), controller: config.controllerId, query: q.id,
+      request, selection: sel, sampledOneIn: options.auditEvery,
+    }));
+  };
+
+  let stopService: (() => Promise<void>) | undefined;
+  const actor = createActor(dispatcherMachine.provide({
+    actors: {
+      start: fromPromise(async () => {
+        await Promise.all([registry.start(stores), cluster.start(stores)]);
+        const srv = await nc.services.add({
+          name: services.dispatcher, version: '0.1.0', description: 'INFaaS model-less query dispatcher',
+          queue: queueGroups.dispatchers, metadata: { controller: config.controllerId },
+        });
+        srv.addEndpoint('query', { subject: subjects.query, handler });
+        stopService = async () => { await srv.stop(); };
+      }),
+      stop: fromPromise(async () => {
+        await stopService?.();
+        registry.stop();
+        cluster.stop();
+      }),
+    },
+  }));
+  actor.subscribe({ error: (err) => log.error({ err }, 'dispatcher actor crashed') });
+  actor.start();
+  const s = await waitFor(actor, (x) => x.value !== 'starting');
+  if (s.value === 'failed') throw new InfaasError(ErrorCode.Internal, `dispatcher failed to start: ${s.context.error}`);
+  log.info('dispatcher serving infaas.query');
+  return {
+    stats,
+    stop: async () => {
+      actor.send({ type: 'stop.requested' });
+      await waitFor(actor, (x) => x.status === 'done');
+    },
+  };
+}

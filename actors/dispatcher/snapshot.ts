@@ -1,0 +1,67 @@
+// Builds the selection policy's snapshot from the in-memory registry and cluster views. Rebuilt
+// only when a watched bucket changed (a decision allocates nothing it could share), plus the
+// dispatcher's own count of queries it sent since each instance last reported. Load time counts
+// the worker's session start as well as the profiled session creation.
+import type { ClusterView } from '../../runtime/cluster-view.js';
+import { SESSION_START_MS } from '../instance/index.js';
+import type { RegistryView } from '../../runtime/registry-view.js';
+import type { CandidateProfile, InstanceView, Snapshot, WorkerView } from './select-variant.js';
+
+export class SnapshotBuilder {
+  private cached?: Snapshot;
+  /** Queries sent per "<worker>.<variant>" since that instance's last stats record. */
+  private readonly sent = new Map<string, number>();
+
+  constructor(private readonly registry: RegistryView, private readonly cluster: ClusterView) {
+    const dirty = () => { this.cached = undefined; };
+    registry.onChange(dirty);
+    cluster.onChange(() => { this.cached = undefined; this.sent.clear(); });
+  }
+
+  noteSent(workerId: string, variantId: string): void {
+    const k = `${workerId}.${variantId}`;
+    this.sent.set(k, (this.sent.get(k) ?? 0) + 1);
+    const inst = this.cached?.instances.find((i) => i.workerId === workerId && i.variantId === variantId);
+    if (inst) inst.outstanding++;
+  }
+
+  snapshot(now = Date.now()): Snapshot {
+    if (this.cached && now - this.builtAt < this.cluster.staleMs / 2) return this.cached;
+    this.cached = this.build(now);
+    this.builtAt = now;
+    return this.cached;
+  }
+
+  private builtAt = 0;
+
+  private build(now: number): Snapshot {
+    const profiles: CandidateProfile[] = [];
+    for (const p of this.registry.profiles.values()) {
+      if (p.status !== 'done' || !p.latency?.length) continue;
+      const v = this.registry.variants.get(p.variant);
+      const m = v && this.registry.models.get(v.model);
+      if (!v || !m || m.status !== 'registered') continue;
+      profiles.push({
+        variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0,
+        maxBatch: v.maxBatch, threads: v.intraOpThreads, loadMs: (p.loadMs ?? 0) + SESSION_START_MS, peakMemoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
+        latency: [...p.latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= v.maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms })),
+      });
+    }
+    const workers = new Map<string, WorkerView>();
+    for (const w of this.cluster.liveWorkers(now)) {
+      workers.set(w.id, {
+        id: w.id, hardwareClass: w.hardwareClass, pricePerHour: w.pricePerHour,
+        freeThreads: w.capacity.threads - w.usage.threadsReserved, freeMemoryBytes: w.capacity.memoryBytes - w.usage.memoryReserved,
+      });
+    }
+    const instances: InstanceView[] = [];
+    for (const r of this.cluster.instances.values()) {
+      if (!workers.has(r.worker) || r.state === 'unloaded' || r.state === 'failed') continue;
+      instances.push({
+        variantId: r.variant, workerId: r.worker, state: r.state,
+        outstanding: r.queueLength + r.inFlight + (this.sent.get(`${r.worker}.${r.variant}`) ?? 0),
+      });
+    }
+    return { profiles, workers, instances };
+  }
+}

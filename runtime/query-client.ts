@@ -1,0 +1,49 @@
+// The model-less query client: send a query to infaas.query and get the answer (or a typed
+// InfaasError), or publish it with a result subject and receive answers there.
+import type { NatsConnection, Subscription } from 'nats';
+import type { Query, QueryResult } from '../schemas/query.js';
+import { subjects } from '../subjects/index.js';
+import { encodePayload } from './codec.js';
+import { ErrorCode, InfaasError } from './errors.js';
+import { answerOf } from './worker-client.js';
+
+export interface QueryOptions {
+  json?: boolean;
+  /** How long to wait for the answer; default the SLO plus a second. */
+  timeoutMs?: number;
+}
+
+export class QueryClient {
+  constructor(private readonly nc: NatsConnection) {}
+
+  async query(q: Query, options: QueryOptions = {}): Promise<QueryResult> {
+    const enc = encodePayload(q, options.json);
+    const timeout = options.timeoutMs ?? q.slo.latencyMs + 1000;
+    try {
+      const reply = await this.nc.request(subjects.query, enc.data, { headers: enc.headers, timeout });
+      return answerOf<QueryResult>(reply.data, reply.headers, options.json ?? false);
+    } catch (err) {
+      if (err instanceof InfaasError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === '503') throw new InfaasError(ErrorCode.NoWorker, 'nothing serves infaas.query: is a controller running? (infaas up / infaas controller)');
+      if (code === 'TIMEOUT') throw new InfaasError(ErrorCode.Timeout, `no answer within ${timeout} ms`);
+      throw err;
+    }
+  }
+
+  /** Publishes a query whose answer goes to its resultSubject (see `results`). */
+  publish(q: Query & { resultSubject: string }, options: QueryOptions = {}): void {
+    const enc = encodePayload(q, options.json);
+    this.nc.publish(subjects.query, enc.data, { headers: enc.headers });
+  }
+
+  /** Answers (or errors) arriving on a result subject under infaas.results. */
+  results(subject: string, onAnswer: (answer: QueryResult | InfaasError) => void, json = false): Subscription {
+    if (!subject.startsWith(subjects.resultsPrefix)) throw new InfaasError(ErrorCode.BadRequest, `result subjects start with ${subjects.resultsPrefix}`);
+    return this.nc.subscribe(subject, {
+      callback: (_err, m) => {
+        try { onAnswer(answerOf<QueryResult>(m.data, m.headers, json)); } catch (e) { onAnswer(e as InfaasError); }
+      },
+    });
+  }
+}
