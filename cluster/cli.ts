@@ -5,6 +5,12 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { DType, TensorSpec } from '../schemas/tensor.js';
 import { DTYPES } from '../schemas/tensor.js';
 import { RegistryClient, type ModelInfo } from '../runtime/client.js';
+import { QueryClient } from '../runtime/query-client.js';
+import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { fmtMs, formatTable } from '../runtime/table.js';
+import type { Query } from '../schemas/query.js';
+import { loadSplit } from '../zoo/data.js';
+import { ZOO_TASK } from '../zoo/index.js';
 import { InfaasError } from '../runtime/errors.js';
 import { createLogger } from '../runtime/log.js';
 import { readEnv } from './config.js';
@@ -189,7 +195,46 @@ program.command('unregister <name>').description('remove a model, its variants, 
     print(`removed ${name}: ${r.removed.variants} variants, ${r.removed.profiles} profiles, ${r.removed.objects} files`);
   }));
 
-program.command('workers').description('list live workers and their instances (from KV)')
+program.command('query')
+  .description('send model-less queries (a zoo digit by default) and show what served them')
+  .option('--task <task>', 'what to do (model-less)', ZOO_TASK)
+  .option('--model <name>', 'a specific model instead of a task')
+  .option('--variant <id>', 'a specific variant instead of a task')
+  .option('--latency <ms>', 'latency objective in ms', (v) => Number(v), 100)
+  .option('--accuracy <fraction>', 'minimum accuracy in [0,1]', (v) => Number(v))
+  .option('--max-cost <dollars>', 'cost ceiling per query', (v) => Number(v))
+  .option('--digit <n>', 'which held-out zoo digit to send', (v) => Number(v), 0)
+  .option('--inputs <file>', 'JSON file {name: {dtype, shape, data}} instead of a zoo digit')
+  .option('--count <n>', 'send this many (digits n, n+1, ...) and summarise', parsePositive, 1)
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (o: { task: string; model?: string; variant?: string; latency: number; accuracy?: number; maxCost?: number; digit: number; inputs?: string; count: number; nats?: string }) => {
+    await withStack(o, false, false, async (stack) => {
+      const qc = new QueryClient(stack.nc);
+      const { images, labels } = o.inputs ? { images: new Float32Array(0), labels: new Int32Array(0) } : loadSplit('validation');
+      const target = o.variant ? { variant: o.variant } : o.model ? { model: o.model } : { task: o.task };
+      const slo = { latencyMs: o.latency, ...(o.accuracy !== undefined ? { minAccuracy: o.accuracy } : {}), ...(o.maxCost !== undefined ? { maxCostPerQuery: o.maxCost } : {}) };
+      const rows: (string | number)[][] = [];
+      let correct = 0;
+      for (let k = 0; k < o.count; k++) {
+        const i = (o.digit + k) % Math.max(1, labels.length);
+        const inputs = o.inputs ? JSON.parse(readFileSync(o.inputs, 'utf8')) as Query['inputs']
+          : { image: arrayToTensor('float32', [1, 1, 28, 28], images.slice(i * 784, (i + 1) * 784)) };
+        const started = performance.now();
+        const a = await qc.query({ id: `cli-${k}`, ...target, inputs, slo });
+        const ms = performance.now() - started;
+        const out = Object.values(a.outputs)[0];
+        const values = Array.from(tensorToArray(out) as Float32Array);
+        const predicted = values.indexOf(Math.max(...values));
+        if (!o.inputs && predicted === labels[i]) correct++;
+        rows.push([k, a.model, a.variant.slice(a.model.length + 1), a.worker, a.hardwareClass, fmtMs(ms), fmtMs(a.timings.inferenceMs), `$${a.cost.toExponential(2)}`,
+          o.inputs ? predicted : `${predicted} (label ${labels[i]})`]);
+      }
+      print(formatTable(['#', 'model', 'variant', 'worker', 'class', 'client ms', 'inference ms', 'cost', 'answer'], rows));
+      if (!o.inputs && o.count > 1) print(`${correct}/${o.count} correct`);
+    });
+  });
+
+program.command('workers').alias('status').description('list live workers and their instances with their states (from KV)')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
     const read = async <T>(kv: typeof s.stores.workers) => {

@@ -7,6 +7,8 @@ import t from 'tap';
 import { zooModelBytes, zooValidationSet } from '../zoo/index.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { WorkerClient } from '../runtime/worker-client.js';
+import { startDispatcher } from '../actors/dispatcher/index.js';
+import { silentLogger } from '../runtime/log.js';
 
 const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
 
@@ -51,6 +53,15 @@ t.test('register, list, inspect and unregister from the command line', async (t)
   t.equal(workers.code, 0, workers.stderr);
   t.match(workers.stdout, new RegExp(`${worker.id}\\s+\\S+\\s+cpu-test\\s+ready\\s+1/2`), 'the worker, its class and reserved threads');
   t.match(workers.stdout, /cli-model\.fp32-all-b8-t1-cpu\s+active/, 'its instance and state');
+  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'cli' });
+  t.teardown(() => dispatcher.stop());
+  const q = await infaas(['query', '--model', 'cli-model', '--latency', '1000', '--count', '3', '-s', sys.url]);
+  t.equal(q.code, 0, q.stderr);
+  t.match(q.stdout, new RegExp(`cli-model\\s+fp32-all-b8-t1-cpu\\s+${worker.id}\\s+cpu-test`), 'served by the loaded variant');
+  t.match(q.stdout, /\d\/3 correct/);
+  const infeasible = await infaas(['query', '--accuracy', '0.9999', '--latency', '1000', '-s', sys.url]);
+  t.equal(infeasible.code, 1);
+  t.match(infeasible.stderr, /error INFEASIBLE: .*Achievable now: highest accuracy within 1000 ms/);
   await worker.stop();
   const gone = await infaas(['unregister', 'cli-model', '-s', sys.url]);
   t.match(gone.stdout, /removed cli-model: 4 variants, 4 profiles, 4 files/);
