@@ -101,12 +101,23 @@ t.test('model-less, model and variant queries are answered by the right variant,
     t.ok(ok.outputs.logits, 'still serving');
   });
 
+  t.test('a restarted dispatcher rebuilds everything it needs from KV', async (t) => {
+    await dispatcher.stop();
+    await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: digit(8) }, slo: { latencyMs: 1000 } }), 'NO_WORKER', 'no dispatcher running: nothing serves infaas.query');
+    const again = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1-restarted' });
+    t.teardown(() => again.stop());
+    const a = await qc.query({ task: ZOO_TASK, inputs: { image: digit(8) }, slo: { latencyMs: 1000, minAccuracy: 0.5 } });
+    t.equal(a.worker, worker.id, 'models, profiles, the worker and its instances are known again');
+    t.equal(again.stats.forwarded, 1);
+  });
+
   t.test('two dispatchers share the query load', async (t) => {
-    const second = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c2' });
-    t.teardown(() => second.stop());
-    const before = dispatcher.stats.forwarded;
+    const first = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c2' });
+    const second = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c3' });
+    t.teardown(async () => { await first.stop(); await second.stop(); });
+    const before = first.stats.forwarded;
     const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => qc.query({ task: ZOO_TASK, inputs: { image: digit(i) }, slo: { latencyMs: 2000 } })));
     t.equal(answers.length, 60);
-    t.ok(dispatcher.stats.forwarded - before > 0 && second.stats.forwarded > 0, `split ${dispatcher.stats.forwarded - before} / ${second.stats.forwarded}`);
+    t.ok(first.stats.forwarded - before > 0 && second.stats.forwarded > 0, `split ${first.stats.forwarded - before} / ${second.stats.forwarded}`);
   });
 });
