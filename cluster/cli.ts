@@ -132,13 +132,14 @@ for (const [name, controller, worker, description] of [
     .option('--threads <n>', 'threads this worker may use (default: all cores)', parsePositive)
     .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
     .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
-    .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number }) => {
+    .option('--id <id>', 'worker id (default: a fresh one; provisioners pass theirs)', env.workerId)
+    .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string }) => {
       const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
       let stopped!: () => void;
       const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
       const stack = await startStack({
         log, natsUrl: o.nats, dataDir: env.dataDir, controller, worker, name: `infaas-${name}`,
-        profiler: { hardwareClass: o.hardwareClass, threads: o.threads },
+        profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
         serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
       });
       print(`${name}${stack.worker ? ` ${stack.worker.id} (${stack.worker.hardwareClass})` : ''} connected to ${o.nats}; Ctrl-C to stop`);

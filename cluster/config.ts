@@ -6,6 +6,7 @@ export interface EnvConfig {
   dataDir: string;
   logLevel: string;
   hardwareClass?: string;
+  workerId?: string;
   natsPort: number;
 }
 
@@ -15,6 +16,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     dataDir: resolve(env.INFAAS_DATA_DIR || '.infaas'),
     logLevel: env.INFAAS_LOG_LEVEL || 'warn',
     hardwareClass: env.INFAAS_HARDWARE_CLASS || undefined,
+    workerId: env.INFAAS_WORKER_ID || undefined,
     natsPort: Number(env.INFAAS_NATS_PORT || 4222),
   };
 }

@@ -10,6 +10,7 @@ export interface Stores {
   profiles: KV;
   workers: KV;
   instances: KV;
+  leases: KV;
   repository: ObjectStore;
 }
 
@@ -28,7 +29,7 @@ export interface StoreOptions {
 export async function openStores(nc: NatsConnection, options: StoreOptions = {}): Promise<Stores> {
   const js = nc.jetstream();
   const replicas = options.replicas ?? 1;
-  const [models, variants, profiles, workers, instances, repository] = await Promise.all([
+  const [models, variants, profiles, workers, instances, leases, repository] = await Promise.all([
     js.views.kv(buckets.models, { history: 5, replicas }),
     js.views.kv(buckets.variants, { history: 1, replicas }),
     js.views.kv(buckets.profiles, { history: 1, replicas }),
@@ -36,9 +37,10 @@ export async function openStores(nc: NatsConnection, options: StoreOptions = {})
     // bucket drops values older than LIVENESS_TTL_MS, so a dead worker's records disappear.
     js.views.kv(buckets.workers, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
     js.views.kv(buckets.instances, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
+    js.views.kv(buckets.leases, { history: 1, replicas }),
     js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
   ]);
-  return { models, variants, profiles, workers, instances, repository };
+  return { models, variants, profiles, workers, instances, leases, repository };
 }
 
 export interface Versioned<T> {

@@ -43,8 +43,10 @@ export const subjects = {
     /** A worker's lifecycle, instance states, autoscaler decisions and mitigation requests. */
     worker: (workerId: string) => `${PREFIX}.events.worker.${checkToken('worker', workerId)}`,
     allWorkers: `${PREFIX}.events.worker.>`,
-    /** Sampled audit records of the dispatchers' selections. */
+    /** Sampled audit records of the dispatchers' selections, and their unplaced-demand reports. */
     dispatcher: `${PREFIX}.events.dispatcher`,
+    /** The VM-autoscaler's decisions. */
+    cluster: `${PREFIX}.events.cluster`,
   },
   worker: {
     /** Micro service group of one worker; its endpoints sit under it. */
@@ -91,6 +93,8 @@ export const buckets = {
   workers: 'infaas_workers',
   /** Instance stats, one key per instance: "<worker>.<instance>". */
   instances: 'infaas_instances',
+  /** Leases for work only one controller may do at a time (the VM-autoscaler). */
+  leases: 'infaas_leases',
   /** Object Store: model files, variant files, validation sets, user uploads. */
   repository: 'infaas_repo',
 } as const;

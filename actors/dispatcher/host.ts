@@ -30,6 +30,9 @@ export interface DispatcherOptions {
   maxRequestBytes: number;
 }
 
+/** selectVariant's reason when feasible variants exist but no worker has room for one. */
+const ROOM = 'no worker can run a feasible variant in time';
+
 export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
 
 /** The selection policy; swap it for a baseline or an experiment. */
@@ -111,6 +114,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       const sel = policy(snap, request);
       if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
       if (sel.kind === 'infeasible') {
+        if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
         if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)');
         // What is achievable end to end: the profiled latency plus the serving path.
         const a = sel.achievable;
@@ -141,6 +145,21 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     }
   };
 
+  // Demand that found no room: reported once a second per hardware class for the VM-autoscaler.
+  const unplaced = new Map<string, number>();
+  const noteUnplaced = (snap: Snapshot, r: SelectionRequest): void => {
+    const classes = new Set(snap.profiles.filter((p) => (r.variant ? p.variantId === r.variant : r.model ? p.model === r.model : p.task === r.task)).map((p) => p.hardwareClass));
+    for (const c of classes) unplaced.set(c, (unplaced.get(c) ?? 0) + 1);
+  };
+  const report = setInterval(() => {
+    if (unplaced.size === 0 || nc.isClosed()) return;
+    nc.publish(subjects.events.dispatcher, encodeJson({
+      type: 'unplaced', at: new Date().toISOString(), controller: config.controllerId, byClass: Object.fromEntries(unplaced),
+    }));
+    unplaced.clear();
+  }, 1000);
+  report.unref();
+
   const audit = (q: Query, request: SelectionRequest, sel: Selection): void => {
     nc.publish(subjects.events.dispatcher, encodeJson({
       type: 'selection', at: new Date().toISOString(), controller: config.controllerId, query: q.id,
@@ -161,6 +180,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         stopService = async () => { await srv.stop(); };
       }),
       stop: fromPromise(async () => {
+        clearInterval(report);
         await stopService?.();
         registry.stop();
         cluster.stop();
