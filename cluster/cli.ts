@@ -20,6 +20,8 @@ import { modelsTable, variantsTable, workersTable } from './report.js';
 import { kvGet, kvKeys } from '../runtime/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
+import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
+import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
 
 const env = readEnv();
 const print = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -122,32 +124,58 @@ program.command('nats')
     await s.stop();
   });
 
-for (const [name, controller, worker, description] of [
-  ['controller', true, false, 'run the controller actors (registrar) against a NATS server'],
-  ['worker', false, true, 'run the worker actors (variant generator, profiler) against a NATS server'],
-] as const) {
-  program.command(name).description(description)
-    .option('-s, --nats <url>', 'NATS server URL', env.natsUrl ?? 'nats://127.0.0.1:4222')
-    .option('--hardware-class <class>', 'hardware class this worker profiles for (default cpu-<threads>t)', env.hardwareClass)
-    .option('--threads <n>', 'threads this worker may use (default: all cores)', parsePositive)
-    .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
-    .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
-    .option('--id <id>', 'worker id (default: a fresh one; provisioners pass theirs)', env.workerId)
-    .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string }) => {
-      const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-      let stopped!: () => void;
-      const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
-      const stack = await startStack({
-        log, natsUrl: o.nats, dataDir: env.dataDir, controller, worker, name: `infaas-${name}`,
-        profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
-        serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
+program.command('controller').description('run the controller actors (registrar, dispatcher, optionally the VM-autoscaler) against a NATS server')
+  .option('-s, --nats <url>', 'NATS server URL', env.natsUrl ?? 'nats://127.0.0.1:4222')
+  .option('--workers <class>', 'autoscale workers of this hardware class (VM-autoscaler; default: off)')
+  .option('--worker-threads <n>', 'threads of each worker it starts locally', parsePositive, 1)
+  .option('--min-workers <n>', 'never fewer workers of the class', (v) => Number(v), 1)
+  .option('--max-workers <n>', 'never more workers of the class', parsePositive, 8)
+  .option('--start-command <sh>', 'start workers with this command instead of local processes (env: INFAAS_WORKER_ID, INFAAS_HARDWARE_CLASS, INFAAS_NATS_URL)')
+  .option('--stop-command <sh>', 'stop a worker started by --start-command (env: INFAAS_WORKER_ID)')
+  .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string }) => {
+    if (Boolean(o.startCommand) !== Boolean(o.stopCommand)) throw new InvalidArgumentError('--start-command and --stop-command go together');
+    const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
+    const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller' });
+    let vm: VmAutoscaler | undefined;
+    let provisioner: Provisioner | undefined;
+    if (o.workers) {
+      provisioner = o.startCommand
+        ? new CommandProvisioner({ startCommand: o.startCommand, stopCommand: o.stopCommand!, natsUrl: o.nats, log })
+        : new LocalProvisioner({ natsUrl: o.nats, threads: o.workerThreads, log });
+      vm = await startVmAutoscaler({
+        nc: stack.nc, stores: stack.stores, log, controllerId: stack.registrar!.id, provisioner, classes: [o.workers],
+        settings: { minWorkers: o.minWorkers, maxWorkers: o.maxWorkers },
       });
-      print(`${name}${stack.worker ? ` ${stack.worker.id} (${stack.worker.hardwareClass})` : ''} connected to ${o.nats}; Ctrl-C to stop`);
-      const why = await Promise.race([waitForSignal(), drained]);
-      print(`${why}: stopping`);
-      await stack.stop();
+    }
+    print(`controller connected to ${o.nats}${o.workers ? `; autoscaling ${o.workers} workers (${o.minWorkers}-${o.maxWorkers})` : ''}; Ctrl-C to stop`);
+    const why = await waitForSignal();
+    print(`${why}: stopping`);
+    await vm?.stop();
+    await provisioner?.close();
+    await stack.stop();
+  });
+
+program.command('worker').description('run a worker (serving, variant generator, profiler) against a NATS server')
+  .option('-s, --nats <url>', 'NATS server URL', env.natsUrl ?? 'nats://127.0.0.1:4222')
+  .option('--hardware-class <class>', 'hardware class this worker profiles for (default cpu-<threads>t)', env.hardwareClass)
+  .option('--threads <n>', 'threads this worker may use (default: all cores)', parsePositive)
+  .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
+  .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
+  .option('--id <id>', 'worker id (default: a fresh one; provisioners pass theirs)', env.workerId)
+  .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string }) => {
+    const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
+    let stopped!: () => void;
+    const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
+    const stack = await startStack({
+      log, natsUrl: o.nats, dataDir: env.dataDir, controller: false, worker: true, name: 'infaas-worker',
+      profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
+      serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
     });
-}
+    print(`worker ${stack.worker!.id} (${stack.worker!.hardwareClass}) connected to ${o.nats}; Ctrl-C to stop`);
+    const why = await Promise.race([waitForSignal(), drained]);
+    print(`${why}: stopping`);
+    await stack.stop();
+  });
 
 program.command('register <file>')
   .description('upload an ONNX model and register it (waits for variants and profiles)')
