@@ -1,7 +1,11 @@
 // The selection policy on hand-made snapshots: prefer healthy running instances, else load the
-// cheapest feasible variant, else explain what is achievable.
+// cheapest feasible variant, else explain what is achievable; the indexed policy and the full scan
+// choose alike on random snapshots.
 import t from 'tap';
-import { costPerQuery, selectVariant, type CandidateProfile, type InstanceView, type Snapshot, type WorkerView } from '../actors/dispatcher/select-variant.js';
+import {
+  costPerQuery, indexSnapshot, selectVariant, selectVariantScan,
+  type CandidateProfile, type InstanceView, type SelectionRequest, type Snapshot, type WorkerView,
+} from '../actors/dispatcher/select-variant.js';
 
 const profile = (model: string, accuracy: number, b1: number, extra: Partial<CandidateProfile> = {}): CandidateProfile => ({
   variantId: `${model}.fp32-all-b8-t1-cpu`, model, task: 'digits', hardwareClass: 'cpu', accuracy, maxBatch: 8, threads: 1,
@@ -60,4 +64,100 @@ t.test('model- and variant-specific queries fix the choice; batch beyond the cap
   t.match(selectVariant(snap(), { ...req, variant: big.variantId }), { kind: 'load', variantId: big.variantId });
   t.match(selectVariant(snap(), { ...req, batch: 16 }), { kind: 'infeasible' });
   t.match(selectVariant(snap(), { ...req, maxCostPerQuery: 1e-12 }), { kind: 'infeasible' });
+});
+
+/** Seeded uniform [0,1) (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Small value sets on purpose: equal prices, latencies and loads make the tie-breaks matter. */
+function randomSnapshot(random: () => number): Snapshot {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const classes = ['cpu', 'big', 'gpu'];
+  const profiles: CandidateProfile[] = [];
+  for (let m = 0; m < 8; m++) {
+    const task = `task${m % 3}`;
+    for (let v = 0; v < 6; v++) {
+      const maxBatch = pick([1, 4, 8]);
+      const b1 = pick([0.5, 1, 2, 5]);
+      for (const hardwareClass of classes.filter(() => random() < 0.7)) {
+        profiles.push({
+          variantId: `m${m}.v${v}`, model: `m${m}`, task, hardwareClass, accuracy: pick([0.8, 0.85, 0.9, 0.95]), maxBatch,
+          threads: pick([1, 2]), loadMs: pick([5, 50, 300]), peakMemoryBytes: pick([1e6, 1e8, 1e9]),
+          latency: [1, 2, 4, 8].filter((b) => b <= maxBatch).map((batch) => ({ batch, p50Ms: b1 * batch })),
+        });
+      }
+    }
+  }
+  // A duplicated variant@class profile now and then: the scan keeps the last feasible one.
+  for (let i = 0; i < 3; i++) profiles.push({ ...pick(profiles), accuracy: pick([0.8, 0.95]), latency: [{ batch: 1, p50Ms: pick([0.5, 3]) }], maxBatch: 1 });
+  const workers = new Map<string, WorkerView>();
+  for (let i = 0; i < 12; i++) {
+    workers.set(`w${i}`, { id: `w${i}`, hardwareClass: pick(classes), pricePerHour: pick([0.1, 0.2, 0.2, 0.5]), freeThreads: pick([0, 1, 2, 4]), freeMemoryBytes: pick([0, 5e8, 4e9]) });
+  }
+  const ids = [...new Set(profiles.map((p) => p.variantId))];
+  const instances: InstanceView[] = Array.from({ length: 15 }, () => ({
+    variantId: random() < 0.9 ? pick(ids) : 'gone.v0', workerId: random() < 0.95 ? `w${Math.floor(random() * 12)}` : 'w-gone',
+    state: pick(['active', 'active', 'active', 'overloaded', 'interfered', 'loading', 'draining'] as const), outstanding: pick([0, 0, 1, 3]),
+  }));
+  return { profiles, workers, instances };
+}
+
+function randomRequest(random: () => number, s: Snapshot): SelectionRequest {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+  const slo = {
+    batch: pick([1, 1, 2, 4, 8, 16]), latencyMs: pick([0.4, 1, 3, 10, 60, 400, 5000, Infinity]), minAccuracy: pick([0, 0.82, 0.9, 0.99]),
+    ...(random() < 0.2 ? { maxCostPerQuery: pick([1e-10, 1e-9, 1e-7]) } : {}),
+  };
+  const u = random();
+  if (u < 0.6) return { task: pick(['task0', 'task1', 'task2', 'task9']), ...slo };
+  if (u < 0.8) return { model: pick([...s.profiles.map((p) => p.model), 'nope']), ...slo };
+  return { variant: pick([...s.profiles.map((p) => p.variantId), 'nope.v0']), ...slo };
+}
+
+t.test('the indexed policy chooses exactly as the full scan, ties included', async (t) => {
+  const random = rng(20260404);
+  let decided = 0;
+  const kinds = new Set<string>();
+  for (let n = 0; n < 20; n++) {
+    const s = randomSnapshot(random);
+    for (let i = 0; i < 30; i++) {
+      const r = randomRequest(random, s);
+      const scan = selectVariantScan(s, r);
+      t.strictSame(selectVariant(s, r), scan, `snapshot ${n}, request ${JSON.stringify(r)}`);
+      kinds.add(scan.kind);
+      decided++;
+    }
+  }
+  t.equal(decided, 600);
+  t.same([...kinds].sort(), ['infeasible', 'load', 'running'], 'the random requests reach every kind of answer');
+});
+
+t.test('with two profiles for one variant on one class, the last feasible one prices a running instance', async (t) => {
+  const later = { ...mid, latency: [{ batch: 1, p50Ms: 0.5 }] };
+  const s: Snapshot = { ...snap([{ variantId: mid.variantId, workerId: 'w1', state: 'active', outstanding: 0 }]), profiles: [small, mid, later] };
+  const expected = { kind: 'running', variantId: mid.variantId, workerId: 'w1', expectedMs: 0.5, costPerQuery: costPerQuery(0.1, 0.5, 1) };
+  t.strictSame(selectVariantScan(s, req), expected);
+  t.strictSame(selectVariant(s, req), expected);
+});
+
+t.test('the index is built once per snapshot, reads outstanding work live and notices a resized instance list', async (t) => {
+  const insts: InstanceView[] = [
+    { variantId: mid.variantId, workerId: 'w1', state: 'active', outstanding: 0 },
+    { variantId: mid.variantId, workerId: 'w2', state: 'active', outstanding: 1 },
+  ];
+  const s = snap(insts);
+  t.equal(indexSnapshot(s), indexSnapshot(s), 'cached');
+  t.match(selectVariant(s, req), { kind: 'running', workerId: 'w1' });
+  insts[0].outstanding = 5; // what the dispatcher does to its cached snapshot after sending a query
+  t.match(selectVariant(s, req), { kind: 'running', workerId: 'w2' });
+  insts.push({ variantId: big.variantId, workerId: 'w1', state: 'active', outstanding: 0 });
+  t.match(selectVariant(s, req), { kind: 'running', variantId: big.variantId, workerId: 'w1' });
 });

@@ -1,6 +1,6 @@
 // The dispatcher's public door: the selection policy, its snapshot and the infaas.query host.
 export {
-  selectVariant, latencyFor, costPerQuery,
+  selectVariant, selectVariantScan, indexSnapshot, latencyFor, costPerQuery, type SnapshotIndex,
   type CandidateProfile, type WorkerView, type InstanceView, type InstanceState, type Snapshot, type SelectionRequest, type Selection,
 } from './select-variant.js';
 export { SnapshotBuilder } from './snapshot.js';
