@@ -161,3 +161,9 @@ t.test('the index is built once per snapshot, reads outstanding work live and no
   insts.push({ variantId: big.variantId, workerId: 'w1', state: 'active', outstanding: 0 });
   t.match(selectVariant(s, req), { kind: 'running', variantId: big.variantId, workerId: 'w1' });
 });
+
+t.test('a batch beyond every cap is never feasible, even with no bound on latency', async (t) => {
+  const r = selectVariant(snap(), { ...req, batch: 9, latencyMs: Infinity });
+  t.match(r, { kind: 'infeasible', reason: 'no variant meets both the accuracy floor and the latency objective' });
+  t.same(selectVariantScan(snap(), { ...req, batch: 9, latencyMs: Infinity }), r);
+});

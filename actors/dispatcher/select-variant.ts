@@ -68,6 +68,12 @@ export function latencyFor(p: CandidateProfile, batch: number): number | undefin
   return p.latency.find((l) => l.batch >= batch)?.p50Ms;
 }
 
+/** The variant takes the batch and its profiled latency fits the objective (a batch beyond the variant's cap never does, even with no bound on latency). */
+function withinObjective(p: CandidateProfile, r: SelectionRequest): boolean {
+  const l = latencyFor(p, r.batch);
+  return l !== undefined && l <= r.latencyMs;
+}
+
 /** Worker time the query uses, priced: hourly price x its share of one batch call. */
 export function costPerQuery(pricePerHour: number, latencyMs: number, batch: number): number {
   return (pricePerHour / 3_600_000) * (latencyMs / batch);
@@ -84,7 +90,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   const mine = s.profiles.filter((p) => matches(p, r));
   // Explicit variant/model queries fix the accuracy choice; only the SLO's latency still applies.
   const floor = r.variant || r.model ? 0 : r.minAccuracy;
-  const feasible = mine.filter((p) => p.accuracy >= floor && (latencyFor(p, r.batch) ?? Infinity) <= r.latencyMs);
+  const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
   const byId = new Map(feasible.map((p) => [`${p.variantId}@${p.hardwareClass}`, p]));
 
   // 1. A running, healthy instance: least outstanding work first, then cost.
@@ -130,7 +136,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   if (load) return load;
 
   const lat = mine.filter((p) => p.accuracy >= floor).map((p) => latencyFor(p, r.batch)).filter((v): v is number => v !== undefined);
-  const acc = mine.filter((p) => (latencyFor(p, r.batch) ?? Infinity) <= r.latencyMs).map((p) => p.accuracy);
+  const acc = mine.filter((p) => withinObjective(p, r)).map((p) => p.accuracy);
   return infeasible(r, floor, mine.length, feasible.length, lat.length ? Math.min(...lat) : undefined, acc.length ? Math.max(...acc) : undefined);
 }
 
@@ -246,9 +252,8 @@ export function indexSnapshot(s: Snapshot): SnapshotIndex {
  * so far, since for one profile the cost grows with the worker's price.
  */
 export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
-  // With no bound on latency the scan counts a batch beyond a variant's cap as feasible (its missing
-  // latency compares as Infinity), and a batch below 1 breaks "cost grows with price"; the index
-  // reproduces neither corner (the host sends neither), so they take the scan.
+  // An unbounded objective and a batch below 1 (which breaks "cost grows with price") are corners
+  // the host never sends; the scan handles them.
   if (r.latencyMs === Infinity || !(r.batch >= 1)) return selectVariantScan(s, r);
   const ix = indexSnapshot(s);
   const [chains, key] = r.variant ? [ix.profiles.byVariant, r.variant] : r.model ? [ix.profiles.byModel, r.model] : [ix.profiles.byTask, r.task];
