@@ -15,7 +15,19 @@ let queue = Promise.resolve();
 parentPort.on('message', (msg) => {
   if (msg.type === 'open') void open(msg.bytes, msg.config);
   else if (msg.type === 'run') queue = queue.then(() => run(msg.seq, msg.feeds));
+  // After the runs already queued: release the session and let the thread end on its own.
+  else if (msg.type === 'close') queue = queue.then(() => shutdown());
 });
+
+async function shutdown() {
+  try {
+    await session?.release();
+  } catch {
+    // Nothing to report to: the parent has already rejected what was outstanding.
+  }
+  session = undefined;
+  parentPort.close();
+}
 
 async function open(bytes, config) {
   try {

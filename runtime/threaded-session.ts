@@ -40,6 +40,9 @@ function copyOf<T extends TypedArray>(data: T): T {
   return copy;
 }
 
+/** How long a closing thread may take to finish its current run before it is terminated. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
 export class ThreadedSession {
   private readonly pending = new Map<number, Pending>();
   private readonly exitListeners: ((err?: Error) => void)[] = [];
@@ -119,7 +122,13 @@ export class ThreadedSession {
     if (this.closed) return;
     this.closed = true;
     this.rejectAll('session closed');
-    await this.worker.terminate();
+    // The thread finishes the run it is in, releases the session and exits by itself: terminating
+    // it in the middle of a native ORT run can abort the whole process (seen once in CI: SIGABRT).
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ type: 'close' });
+    const fallback = setTimeout(() => { void this.worker.terminate(); }, CLOSE_TIMEOUT_MS);
+    await exited;
+    clearTimeout(fallback);
   }
 
   /** Called once if the thread dies on its own (not after close()); outstanding runs have been rejected by then. */

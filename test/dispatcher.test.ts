@@ -57,29 +57,29 @@ t.test('model-less, model and variant queries are answered by the right variant,
   };
 
   t.test('a loose objective and a low floor get an answer; a high floor gets the more accurate model', async (t) => {
-    const loose = await qc.query({ id: 'loose', task: ZOO_TASK, inputs: { image: digit(1) }, slo: { latencyMs: 1000, minAccuracy: 0.5 } });
+    const loose = await qc.query({ id: 'loose', task: ZOO_TASK, inputs: { image: digit(1) }, slo: { latencyMs: 5000, minAccuracy: 0.5 } });
     t.equal(loose.id, 'loose');
     await check(t, loose, digit(1));
     const floor = (accuracy(small) + accuracy(cnn)) / 2;
-    const strict = await qc.query({ task: ZOO_TASK, inputs: { image: digit(2) }, slo: { latencyMs: 1000, minAccuracy: floor } });
+    const strict = await qc.query({ task: ZOO_TASK, inputs: { image: digit(2) }, slo: { latencyMs: 5000, minAccuracy: floor } });
     t.equal(strict.model, 'cnn-small', `floor ${floor.toFixed(3)} rules mlp-small out`);
     await check(t, strict, digit(2));
   });
 
   t.test('model-specific and variant queries skip what they fix', async (t) => {
-    const m = await qc.query({ model: 'mlp-small', inputs: { image: digit(3) }, slo: { latencyMs: 1000 } });
+    const m = await qc.query({ model: 'mlp-small', inputs: { image: digit(3) }, slo: { latencyMs: 5000 } });
     t.equal(m.model, 'mlp-small');
     const vid = cnn.variants.find((v) => v.precision === 'int8' && v.maxBatch === 8)!.id;
-    const v = await qc.query({ variant: vid, inputs: { image: digit(4) }, slo: { latencyMs: 1000 } });
+    const v = await qc.query({ variant: vid, inputs: { image: digit(4) }, slo: { latencyMs: 5000 } });
     t.equal(v.variant, vid);
     await check(t, v, digit(4));
-    const j = await qc.query({ model: 'cnn-small', inputs: { image: { dtype: 'float32', shape: [1, 1, 28, 28], data: Array.from(tensorToArray(digit(5)) as Float32Array) } }, slo: { latencyMs: 1000 } }, { json: true });
+    const j = await qc.query({ model: 'cnn-small', inputs: { image: { dtype: 'float32', shape: [1, 1, 28, 28], data: Array.from(tensorToArray(digit(5)) as Float32Array) } }, slo: { latencyMs: 5000 } }, { json: true });
     t.ok(Array.isArray(j.outputs.logits.data) && j.outputs.logits.data.length === 10, 'JSON in, JSON out');
   });
 
   t.test('a result subject receives the answer', async (t) => {
     const got = new Promise<QueryResult | InfaasError>((resolve) => { const s = qc.results('infaas.results.t1', (a) => { s.unsubscribe(); resolve(a); }); });
-    qc.publish({ id: 'async', task: ZOO_TASK, inputs: { image: digit(6) }, slo: { latencyMs: 1000 }, resultSubject: 'infaas.results.t1' });
+    qc.publish({ id: 'async', task: ZOO_TASK, inputs: { image: digit(6) }, slo: { latencyMs: 5000 }, resultSubject: 'infaas.results.t1' });
     const a = await got;
     t.notOk(a instanceof InfaasError, 'an answer');
     t.equal((a as QueryResult).id, 'async');
@@ -106,7 +106,7 @@ t.test('model-less, model and variant queries are answered by the right variant,
     await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: digit(8) }, slo: { latencyMs: 1000 } }), 'NO_WORKER', 'no dispatcher running: nothing serves infaas.query');
     const again = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1-restarted' });
     t.teardown(() => again.stop());
-    const a = await qc.query({ task: ZOO_TASK, inputs: { image: digit(8) }, slo: { latencyMs: 1000, minAccuracy: 0.5 } });
+    const a = await qc.query({ task: ZOO_TASK, inputs: { image: digit(8) }, slo: { latencyMs: 5000, minAccuracy: 0.5 } });
     t.equal(a.worker, worker.id, 'models, profiles, the worker and its instances are known again');
     t.equal(again.stats.forwarded, 1);
   });

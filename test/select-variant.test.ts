@@ -14,7 +14,7 @@ const profile = (model: string, accuracy: number, b1: number, extra: Partial<Can
 const small = profile('small', 0.9, 0.03);
 const mid = profile('mid', 0.94, 0.06);
 const big = profile('big', 0.96, 1.0);
-const worker = (id: string, price: number, extra: Partial<WorkerView> = {}): WorkerView => ({ id, hardwareClass: 'cpu', pricePerHour: price, freeThreads: 2, freeMemoryBytes: 1e9, ...extra });
+const worker = (id: string, price: number, extra: Partial<WorkerView> = {}): WorkerView => ({ id, hardwareClass: 'cpu', pricePerThreadHour: price, freeThreads: 2, freeMemoryBytes: 1e9, ...extra });
 
 function snap(instances: InstanceView[] = [], workers = [worker('w1', 0.1), worker('w2', 0.2)]): Snapshot {
   return { profiles: [small, mid, big], workers: new Map(workers.map((w) => [w.id, w])), instances };
@@ -100,7 +100,7 @@ function randomSnapshot(random: () => number): Snapshot {
   for (let i = 0; i < 3; i++) profiles.push({ ...pick(profiles), accuracy: pick([0.8, 0.95]), latency: [{ batch: 1, p50Ms: pick([0.5, 3]) }], maxBatch: 1 });
   const workers = new Map<string, WorkerView>();
   for (let i = 0; i < 12; i++) {
-    workers.set(`w${i}`, { id: `w${i}`, hardwareClass: pick(classes), pricePerHour: pick([0.1, 0.2, 0.2, 0.5]), freeThreads: pick([0, 1, 2, 4]), freeMemoryBytes: pick([0, 5e8, 4e9]) });
+    workers.set(`w${i}`, { id: `w${i}`, hardwareClass: pick(classes), pricePerThreadHour: pick([0.1, 0.2, 0.2, 0.5]), freeThreads: pick([0, 1, 2, 4]), freeMemoryBytes: pick([0, 5e8, 4e9]) });
   }
   const ids = [...new Set(profiles.map((p) => p.variantId))];
   const instances: InstanceView[] = Array.from({ length: 15 }, () => ({
@@ -166,4 +166,11 @@ t.test('a batch beyond every cap is never feasible, even with no bound on latenc
   const r = selectVariant(snap(), { ...req, batch: 9, latencyMs: Infinity });
   t.match(r, { kind: 'infeasible', reason: 'no variant meets both the accuracy floor and the latency objective' });
   t.same(selectVariantScan(snap(), { ...req, batch: 9, latencyMs: Infinity }), r);
+});
+
+t.test('cost counts the threads a variant holds: a two-thread variant costs twice per millisecond', async (t) => {
+  const t2 = profile('small', 0.9, 0.025, { variantId: 'small.fp32-all-b8-t2-cpu', threads: 2 });
+  const t1 = profile('small', 0.9, 0.03);
+  const r = selectVariant({ profiles: [t2, t1], workers: new Map([['w1', worker('w1', 0.1)]]), instances: [] }, { ...req, model: 'small', task: undefined });
+  t.match(r, { kind: 'load', variantId: t1.variantId }, '0.03 ms x 1 thread beats 0.025 ms x 2 threads');
 });

@@ -65,7 +65,7 @@ t.test('queries with no room start a local worker; an idle one is drained away',
 
   const qc = new QueryClient(sys.nc);
   const image = arrayToTensor('float32', [1, 1, 28, 28], new Float32Array(784));
-  const first = await qc.query({ variant: v1.id, inputs: { image }, slo: { latencyMs: 2000 } });
+  const first = await qc.query({ variant: v1.id, inputs: { image }, slo: { latencyMs: 5000 } });
   t.equal(first.worker, fixed.id, 'the first variant fills the one-thread worker');
 
   const until = async (what: string, ms: number, fn: () => Promise<boolean> | boolean) => {
@@ -78,7 +78,7 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   let refusals = 0;
   await until('the second variant to be served by a new worker', 60_000, async () => {
     try {
-      served = (await qc.query({ variant: v2.id, inputs: { image }, slo: { latencyMs: 2000 } })).worker;
+      served = (await qc.query({ variant: v2.id, inputs: { image }, slo: { latencyMs: 5000 } })).worker;
       return true;
     } catch (err) {
       t.equal((err as InfaasError).code, 'INFEASIBLE', 'refused for lack of room, not lost');

@@ -21,7 +21,8 @@ export interface CandidateProfile {
 export interface WorkerView {
   id: string;
   hardwareClass: string;
-  pricePerHour: number;
+  /** The worker's hourly price over its threads: a variant costs this times the threads it holds. */
+  pricePerThreadHour: number;
   freeThreads: number;
   freeMemoryBytes: number;
 }
@@ -74,7 +75,7 @@ function withinObjective(p: CandidateProfile, r: SelectionRequest): boolean {
   return l !== undefined && l <= r.latencyMs;
 }
 
-/** Worker time the query uses, priced: hourly price x its share of one batch call. */
+/** Worker time the query uses, priced: the hourly price of the cores it holds x its share of one batch call. */
 export function costPerQuery(pricePerHour: number, latencyMs: number, batch: number): number {
   return (pricePerHour / 3_600_000) * (latencyMs / batch);
 }
@@ -102,7 +103,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
     const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
     if (!w || !p) continue;
     const ms = latencyFor(p, r.batch)!;
-    const cost = costPerQuery(w.pricePerHour, ms, r.batch);
+    const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
     if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
     if (inst.outstanding < bestLoad || (inst.outstanding === bestLoad && best && cost < best.costPerQuery)) {
       best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs: ms, costPerQuery: cost };
@@ -124,7 +125,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
       if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
       const ms = latencyFor(p, r.batch)!;
       if (p.loadMs + ms > r.latencyMs) continue;
-      const cost = costPerQuery(w.pricePerHour, ms, r.batch);
+      const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
       const room = w.freeThreads - p.threads;
       if (!load || cost < load.costPerQuery || (cost === load.costPerQuery && room > headroom)) {
@@ -219,7 +220,7 @@ function indexCluster(s: Snapshot): SnapshotIndex['cluster'] {
   const workersByClass = new Map<string, { w: WorkerView; order: number }[]>();
   let order = 0;
   for (const w of s.workers.values()) push(workersByClass, w.hardwareClass, { w, order: order++ });
-  for (const list of workersByClass.values()) list.sort((a, b) => a.w.pricePerHour - b.w.pricePerHour || a.order - b.order);
+  for (const list of workersByClass.values()) list.sort((a, b) => a.w.pricePerThreadHour - b.w.pricePerThreadHour || a.order - b.order);
   return { instancesAt, workersByClass };
 }
 
@@ -303,7 +304,7 @@ function runningFromIndex(s: Snapshot, ix: SnapshotIndex['cluster'], r: Selectio
     const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
     if (!w || !p) continue;
     const ms = latencyFor(p, r.batch)!;
-    const cost = costPerQuery(w.pricePerHour, ms, r.batch);
+    const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
     if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
     if (inst.outstanding < bestLoad || (inst.outstanding === bestLoad && best && cost < best.costPerQuery)) {
       best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs: ms, costPerQuery: cost };
@@ -324,7 +325,7 @@ function loadFromIndex(ix: SnapshotIndex['cluster'], r: SelectionRequest, feasib
     const ms = feasibleMs[at];
     if (p.loadMs + ms > r.latencyMs) continue;
     for (const { w, order } of ix.workersByClass.get(p.hardwareClass) ?? []) {
-      const cost = costPerQuery(w.pricePerHour, ms, r.batch);
+      const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       // Workers come cheapest first: every later one costs at least as much.
       if ((best && cost > best.cost) || (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery)) break;
       if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;

@@ -65,7 +65,7 @@ export class SnapshotBuilder {
     const workers = new Map<string, WorkerView>();
     for (const w of this.cluster.liveWorkers(now)) {
       workers.set(w.id, {
-        id: w.id, hardwareClass: w.hardwareClass, pricePerHour: w.pricePerHour,
+        id: w.id, hardwareClass: w.hardwareClass, pricePerThreadHour: w.pricePerHour / Math.max(1, w.capacity.threads),
         freeThreads: w.capacity.threads - w.usage.threadsReserved, freeMemoryBytes: w.capacity.memoryBytes - w.usage.memoryReserved,
       });
     }
