@@ -13,17 +13,8 @@ import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
+import { rejectsWith } from './helpers/expect.js';
 
-async function rejectsWith(t: Test, p: Promise<unknown>, code: string, what: string): Promise<InfaasError | undefined> {
-  try {
-    await p;
-    t.fail(`${what}: expected ${code}, got an answer`);
-  } catch (err) {
-    t.equal((err as InfaasError).code, code, `${what}: ${(err as Error).message}`);
-    return err as InfaasError;
-  }
-  return undefined;
-}
 
 t.test('model-less, model and variant queries are answered by the right variant, directly from the worker', async (t) => {
   const sys = await startTestSystem(t);

@@ -1,18 +1,18 @@
 // A worker joins the cluster, loads a variant and serves batched queries with correct per-query
 // outputs, straight to the caller or to a result subject; deadlines and bad input get specific errors.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ort } from '../runtime/onnx-session.js';
 import { objectBytes, kvGet } from '../runtime/store.js';
 import { pingInstances } from '../runtime/service.js';
 import { WorkerClient, answerOf } from '../runtime/worker-client.js';
 import { encodePayload, arrayToTensor, tensorToArray } from '../runtime/codec.js';
-import { InfaasError } from '../runtime/errors.js';
 import { keys, headerNames, services, subjects } from '../subjects/index.js';
 import type { WorkerRecord, InstanceRecord } from '../schemas/worker.js';
 import type { QueryResult } from '../schemas/query.js';
 import { entryValue } from '../runtime/store.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
+import { rejectsWith } from './helpers/expect.js';
 
 function image(rows: number, seed: number): Float32Array {
   const a = new Float32Array(rows * 784);
@@ -21,17 +21,6 @@ function image(rows: number, seed: number): Float32Array {
   return a;
 }
 
-async function rejectsWith(t: Test, p: Promise<unknown>, code: string, what: string): Promise<InfaasError | undefined> {
-  try {
-    await p;
-    t.fail(`${what}: expected ${code}, got an answer`);
-  } catch (err) {
-    t.ok(err instanceof InfaasError, `${what}: an InfaasError`);
-    t.equal((err as InfaasError).code, code, `${what}: ${(err as Error).message}`);
-    return err as InfaasError;
-  }
-  return undefined;
-}
 
 t.test('a worker registers, loads a variant and serves batched queries', async (t) => {
   const sys = await startTestSystem(t);
