@@ -29,7 +29,7 @@ t.test('model-less, model and variant queries are answered by the right variant,
   t.teardown(() => dispatcher.stop());
   await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: digit(0) }, slo: { latencyMs: 1000 } }), 'NO_WORKER', 'no worker');
 
-  const worker = await startTestWorker(t, sys, { threads: 4, monitor: { windowMs: 200 } });
+  const worker = await startTestWorker(t, sys, { threads: 8, monitor: { windowMs: 200 } });
   // The dispatcher learns of the worker from its KV record (a watch, not a poll).
   await new Promise((r) => setTimeout(r, 300));
 
@@ -66,6 +66,20 @@ t.test('model-less, model and variant queries are answered by the right variant,
     await check(t, v, digit(4));
     const j = await qc.query({ model: 'cnn-small', inputs: { image: { dtype: 'float32', shape: [1, 1, 28, 28], data: Array.from(tensorToArray(digit(5)) as Float32Array) } }, slo: { latencyMs: 5000 } }, { json: true });
     t.ok(Array.isArray(j.outputs.logits.data) && j.outputs.logits.data.length === 10, 'JSON in, JSON out');
+  });
+
+  t.test('a tight objective that only the load time breaks warms the variant up; retrying succeeds', async (t) => {
+    const vid = small.variants.find((v) => v.precision === 'int8' && v.maxBatch === 8)!.id;
+    const q = { variant: vid, inputs: { image: digit(9) }, slo: { latencyMs: 20 } };
+    const loading = await rejectsWith(t, qc.query(q), 'INSTANCE_LOADING', 'not running, and loading takes longer than 20 ms');
+    t.ok(Number(loading?.details?.readyInMs) > 20, `retry in ~${loading?.details?.readyInMs} ms`);
+    t.equal(loading?.retryable, true, 'retryable');
+    let answer: QueryResult | undefined;
+    for (let i = 0; i < 50 && !answer; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      answer = await qc.query(q).catch((err: InfaasError) => { t.equal(err.code, 'INSTANCE_LOADING', 'still loading'); return undefined; });
+    }
+    t.equal(answer?.variant, vid, 'served within 20 ms once warm');
   });
 
   t.test('a result subject receives the answer', async (t) => {

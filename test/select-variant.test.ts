@@ -174,3 +174,11 @@ t.test('cost counts the threads a variant holds: a two-thread variant costs twic
   const r = selectVariant({ profiles: [t2, t1], workers: new Map([['w1', worker('w1', 0.1)]]), instances: [] }, { ...req, model: 'small', task: undefined });
   t.match(r, { kind: 'load', variantId: t1.variantId }, '0.03 ms x 1 thread beats 0.025 ms x 2 threads');
 });
+
+t.test('ignoreLoadTime picks what to warm up when only the load time breaks the objective', async (t) => {
+  const slow = { ...req, latencyMs: 1 }; // every profile loads in 2 ms
+  t.match(selectVariant(snap(), slow), { kind: 'infeasible', reason: 'no worker can run a feasible variant in time' });
+  const warm = selectVariant(snap(), { ...slow, ignoreLoadTime: true });
+  t.match(warm, { kind: 'load', variantId: 'small.fp32-all-b8-t1-cpu', workerId: 'w1' });
+  t.same(selectVariantScan(snap(), { ...slow, ignoreLoadTime: true }), warm);
+});

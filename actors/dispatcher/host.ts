@@ -30,7 +30,10 @@ export interface DispatcherOptions {
   maxRequestBytes: number;
 }
 
-/** selectVariant's reason when feasible variants exist but no worker has room for one. */
+/** How long a warm-up load is not repeated for the same variant and worker. */
+const WARM_UP_MS = 5000;
+
+/** selectVariant's reason when feasible variants exist but no worker has room for one in time. */
 const ROOM = 'no worker can run a feasible variant in time';
 
 export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
@@ -113,6 +116,12 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       const snap = builder.snapshot(receivedAt);
       const sel = policy(snap, request);
       if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
+      if (sel.kind === 'infeasible' && sel.reason === ROOM && snap.workers.size > 0) {
+        // Perhaps only the load time breaks the objective: start the load now, so the next queries
+        // find the variant running, and tell this one to retry when it is ready.
+        const warm = policy(snap, { ...request, ignoreLoadTime: true });
+        if (warm.kind === 'load') throw warmUp(warm, q.slo.latencyMs, receivedAt);
+      }
       if (sel.kind === 'infeasible') {
         if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
         if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)');
@@ -143,6 +152,23 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'query failed');
       refuse(msg, json, ie, resultSubject);
     }
+  };
+
+  // Loads started for queries whose objective only the load time broke: one per variant and worker
+  // until the instance shows up in KV (or WARM_UP_MS passes), whatever the query rate.
+  const warming = new Map<string, number>();
+  const warmUp = (sel: Extract<Selection, { kind: 'load' }>, objectiveMs: number, now: number): InfaasError => {
+    const key = `${sel.workerId}.${sel.variantId}`;
+    const readyInMs = Math.max(0, sel.expectedMs);
+    if ((warming.get(key) ?? 0) < now) {
+      warming.set(key, now + WARM_UP_MS);
+      nc.request(subjects.worker.load(sel.workerId), encodeJson({ variant: sel.variantId, noWait: true }), { timeout: 5000 })
+        .catch((err) => log.warn({ err: (err as Error).message, variant: sel.variantId }, 'warm-up load request failed'));
+      log.info({ variant: sel.variantId, worker: sel.workerId }, 'warming up a variant for a tight objective');
+    }
+    return new InfaasError(ErrorCode.InstanceLoading, `${sel.variantId} fits this objective but was not running; it is loading on ${sel.workerId}: retry in ~${readyInMs.toFixed(0)} ms (loading does not fit in ${objectiveMs} ms)`, {
+      variant: sel.variantId, worker: sel.workerId, readyInMs,
+    });
   };
 
   // Demand that found no room: reported once a second per hardware class for the VM-autoscaler.

@@ -51,6 +51,8 @@ export interface SelectionRequest {
   latencyMs: number;
   minAccuracy: number;
   maxCostPerQuery?: number;
+  /** Choose a variant to load even if its load time exceeds the objective (to warm it up for the next queries). */
+  ignoreLoadTime?: boolean;
 }
 
 export type Selection =
@@ -124,7 +126,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
     for (const p of byClass.get(w.hardwareClass) ?? []) {
       if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
       const ms = latencyFor(p, r.batch)!;
-      if (p.loadMs + ms > r.latencyMs) continue;
+      if (!r.ignoreLoadTime && p.loadMs + ms > r.latencyMs) continue;
       const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
       const room = w.freeThreads - p.threads;
@@ -323,7 +325,7 @@ function loadFromIndex(ix: SnapshotIndex['cluster'], r: SelectionRequest, feasib
   for (let at = 0; at < feasible.length; at++) {
     const p = feasible[at];
     const ms = feasibleMs[at];
-    if (p.loadMs + ms > r.latencyMs) continue;
+    if (!r.ignoreLoadTime && p.loadMs + ms > r.latencyMs) continue;
     for (const { w, order } of ix.workersByClass.get(p.hardwareClass) ?? []) {
       const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       // Workers come cheapest first: every later one costs at least as much.
