@@ -20,6 +20,7 @@ import { modelsTable, variantsTable, workersTable } from './report.js';
 import { kvGet, kvKeys } from '../runtime/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
+import { runDemo } from './demo.js';
 import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
 import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
 
@@ -98,6 +99,13 @@ program.command('up')
       print('');
       print(variantsTable(infos));
       print(`\n${infos.reduce((n, i) => n + i.variants.length, 0)} variants of ${infos.length} models; took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (stack.dispatcher && stack.worker) {
+        print('\nModel-less selection: the same held-out digits, task only, different objectives (client-side latency):\n');
+        // Each model's best measured accuracy on this worker's class.
+        const accuracies = infos.map((i) => Math.max(0, ...i.variants.map((v) => v.profiles[stack.worker!.hardwareClass]?.accuracy ?? 0))).filter((a) => a > 0);
+        if (accuracies.length > 0) print(await runDemo(new QueryClient(stack.nc), accuracies));
+        print('');
+      }
       if (stack.worker) {
         const example = infos.flatMap((i) => i.variants).find((v) => v.maxBatch > 1)?.id ?? '<model>.<variant>';
         print(`worker ${stack.worker.id} (${stack.worker.hardwareClass}) is serving: infaas workers -s ${stack.url}`);

@@ -79,6 +79,8 @@ t.test('infaas up twice on one data directory registers once', async (t) => {
   t.match(first.stdout, /24 variants of 1 models/);
   t.match(first.stdout, /b1 p50\/p99 ms/);
   t.match(first.stdout, /worker worker-\S+ \(cpu-\d+t\) is serving/);
+  t.match(first.stdout, /Model-less selection/, 'the demonstration workload ran');
+  t.match(first.stdout, /loose objective, modest accuracy\s+< 50 ms, >= [\d.]+%\s+mlp-small\.\S+\s+[\d.]+\/[\d.]+\s+\d+\/20/, 'and was served');
   const second = await infaas(['up', '--once', '--quick', '--port', '-1', '--models', 'mlp-small'], env);
   t.equal(second.code, 0, second.stderr);
   t.match(second.stdout, /mlp-small: already registered/);
