@@ -182,3 +182,12 @@ t.test('ignoreLoadTime picks what to warm up when only the load time breaks the 
   t.match(warm, { kind: 'load', variantId: 'small.fp32-all-b8-t1-cpu', workerId: 'w1' });
   t.same(selectVariantScan(snap(), { ...slow, ignoreLoadTime: true }), warm);
 });
+
+t.test('a loading instance takes queries whose objective allows its load time, before a second load', async (t) => {
+  const loading: InstanceView[] = [{ variantId: small.variantId, workerId: 'w2', state: 'loading', outstanding: 3 }];
+  t.match(selectVariant(snap(loading), req), { kind: 'running', variantId: small.variantId, workerId: 'w2', expectedMs: 2.03 });
+  t.match(selectVariant(snap(loading), { ...req, latencyMs: 1 }), { kind: 'infeasible' }, 'not when the load does not fit');
+  const active: InstanceView[] = [...loading, { variantId: mid.variantId, workerId: 'w1', state: 'active', outstanding: 9 }];
+  t.match(selectVariant(snap(active), req), { kind: 'running', variantId: mid.variantId }, 'an active instance first');
+  t.same(selectVariantScan(snap(active), req), selectVariant(snap(active), req));
+});

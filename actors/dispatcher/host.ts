@@ -145,6 +145,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       enc.headers.set(headerNames.deadline, String(receivedAt + q.slo.latencyMs));
       enc.headers.set(headerNames.start, String(msg.headers?.get(headerNames.start) || receivedAt));
       nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
+      if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);
       builder.noteSent(sel.workerId, sel.variantId);
       stats.forwarded++;
     } catch (e) {

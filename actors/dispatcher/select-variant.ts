@@ -96,22 +96,9 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
   const byId = new Map(feasible.map((p) => [`${p.variantId}@${p.hardwareClass}`, p]));
 
-  // 1. A running, healthy instance: least outstanding work first, then cost.
-  let best: Extract<Selection, { kind: 'running' }> | undefined;
-  let bestLoad = Infinity;
-  for (const inst of s.instances) {
-    if (inst.state !== 'active') continue;
-    const w = s.workers.get(inst.workerId);
-    const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
-    if (!w || !p) continue;
-    const ms = latencyFor(p, r.batch)!;
-    const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
-    if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
-    if (inst.outstanding < bestLoad || (inst.outstanding === bestLoad && best && cost < best.costPerQuery)) {
-      best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs: ms, costPerQuery: cost };
-      bestLoad = inst.outstanding;
-    }
-  }
+  // 1. A running, healthy instance: least outstanding work first, then cost; else one that is
+  //    loading, if the objective allows its load time (the worker holds the query until it is ready).
+  const best = bestInstance(s, r, s.instances, byId, false) ?? bestInstance(s, r, s.instances, byId, true);
   if (best) return best;
 
   // 2. Load the cheapest feasible variant on the worker with most headroom; load time counts.
@@ -297,19 +284,26 @@ function runningFromIndex(s: Snapshot, ix: SnapshotIndex['cluster'], r: Selectio
   }
   if (at.length === 0) return undefined;
   at.sort((a, b) => a - b);
+  const instances = at.map((i) => s.instances[i]);
+  return bestInstance(s, r, instances, byId, false) ?? bestInstance(s, r, instances, byId, true);
+}
+
+/** The least busy instance (cost breaking ties) of a feasible variant: active ones, or loading ones whose load fits the objective. */
+function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterable<InstanceView>, byId: Map<string, CandidateProfile>, loading: boolean): Extract<Selection, { kind: 'running' }> | undefined {
   let best: Extract<Selection, { kind: 'running' }> | undefined;
   let bestLoad = Infinity;
-  for (const i of at) {
-    const inst = s.instances[i];
-    if (inst.state !== 'active') continue;
+  for (const inst of instances) {
+    if (inst.state !== (loading ? 'loading' : 'active')) continue;
     const w = s.workers.get(inst.workerId);
     const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
     if (!w || !p) continue;
     const ms = latencyFor(p, r.batch)!;
+    const expectedMs = loading ? p.loadMs + ms : ms;
+    if (loading && expectedMs > r.latencyMs) continue;
     const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
     if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
     if (inst.outstanding < bestLoad || (inst.outstanding === bestLoad && best && cost < best.costPerQuery)) {
-      best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs: ms, costPerQuery: cost };
+      best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs, costPerQuery: cost };
       bestLoad = inst.outstanding;
     }
   }

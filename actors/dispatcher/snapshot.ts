@@ -34,6 +34,28 @@ export class SnapshotBuilder {
     if (inst) inst.outstanding++;
   }
 
+  /**
+   * A load this dispatcher just asked for: until the worker's records show it, the cached snapshot
+   * counts the instance as loading and its threads and memory as taken, so the next queries wait
+   * for it instead of loading the variant again (or finding no room).
+   */
+  noteLoad(workerId: string, variantId: string): void {
+    const snap = this.cached;
+    const k = `${workerId}.${variantId}`;
+    if (!snap || this.byInstance.has(k)) return;
+    const w = snap.workers.get(workerId);
+    const p = w && snap.profiles.find((x) => x.variantId === variantId && x.hardwareClass === w.hardwareClass);
+    if (!w || !p) return;
+    const view: InstanceView = { variantId, workerId, state: 'loading', outstanding: 0 };
+    // New arrays and maps (a new snapshot object): the policy's index is cached per snapshot.
+    this.cached = {
+      profiles: snap.profiles,
+      workers: new Map(snap.workers).set(workerId, { ...w, freeThreads: w.freeThreads - p.threads, freeMemoryBytes: w.freeMemoryBytes - p.peakMemoryBytes }),
+      instances: [...snap.instances, view],
+    };
+    this.byInstance.set(k, view);
+  }
+
   snapshot(now = Date.now()): Snapshot {
     const age = now - this.builtAt;
     const fresh = this.cached && age < this.cluster.staleMs / 2 && (!this.clusterDirty || age < this.minRebuildMs);

@@ -6,7 +6,7 @@
 //   cooldownMs of the last action, never above maxWorkers) when every live worker of the class is
 //   busy (CPU at or above busyUtilisation of its threads), when the dispatchers
 //   report queries they could not place for lack of room, or when a worker asks for mitigation
-//   (an interfered variant that needs another worker).
+//   (an overloaded or interfered variant its own model-autoscaler has no room to help).
 // - Scale in (drain) the least-used worker this autoscaler started when the class's utilisation
 //   has stayed below idleUtilisation for scaleInAfterMs, it serves nothing queued, and the class
 //   keeps at least minWorkers. Workers it did not start are never stopped.
@@ -88,7 +88,7 @@ export function planClusterScaling(
     if (wantOut && !cooling && !snap.starting.includes(cls) && mine.length < settings.maxWorkers) {
       const why = mine.length < settings.minWorkers ? `${mine.length} workers, fewer than the minimum ${settings.minWorkers}`
         : unplaced > 0 ? `${unplaced} queries could not be placed for lack of room`
-        : mitigations > 0 ? `${mitigations} mitigation requests (interfered variants need another worker)`
+        : mitigations > 0 ? `${mitigations} mitigation requests (overloaded or interfered variants with no room on their worker)`
         : `all ${mine.length} workers busy (utilisation ${(util * 100).toFixed(0)}%)`;
       actions.push({ type: 'scale-out', hardwareClass: cls, why, details });
       lastActionAt = snap.now;
