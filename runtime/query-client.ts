@@ -2,13 +2,15 @@
 // InfaasError), or publish it with a result subject and receive answers there.
 import type { NatsConnection, Subscription } from 'nats';
 import type { Query, QueryResult } from '../schemas/query.js';
-import { subjects } from '../subjects/index.js';
+import { headerNames, subjects } from '../subjects/index.js';
 import { encodePayload } from './codec.js';
 import { ErrorCode, InfaasError } from './errors.js';
 import { answerOf } from './worker-client.js';
 
 export interface QueryOptions {
   json?: boolean;
+  /** An absolute deadline (epoch ms) of the caller's own, sent as Infaas-Deadline; the earlier of it and the SLO applies. */
+  deadline?: number;
   /** How long to wait for the answer; default the SLO plus a second. */
   timeoutMs?: number;
 }
@@ -18,6 +20,7 @@ export class QueryClient {
 
   async query(q: Query, options: QueryOptions = {}): Promise<QueryResult> {
     const enc = encodePayload(q, options.json);
+    if (options.deadline !== undefined) enc.headers.set(headerNames.deadline, String(options.deadline));
     const timeout = options.timeoutMs ?? q.slo.latencyMs + 1000;
     try {
       const reply = await this.nc.request(subjects.query, enc.data, { headers: enc.headers, timeout });

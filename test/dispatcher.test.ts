@@ -102,6 +102,7 @@ t.test('model-less, model and variant queries are answered by the right variant,
     t.ok(Number(acc?.details?.highestAccuracy) > 0.8, `lists the highest accuracy achievable: ${acc?.details?.highestAccuracy}`);
     const fast = await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1.5 } }), 'INFEASIBLE', 'a latency objective under the serving path');
     t.ok(Number(fast?.details?.lowestLatencyMs) > 2, `lists the lowest latency achievable, serving path included: ${fast?.details?.lowestLatencyMs} ms`);
+    await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1000 } }, { deadline: Date.now() - 10 }), 'DEADLINE_EXCEEDED', 'a caller deadline already passed');
     const ok = await qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1000 } });
     t.ok(ok.outputs.logits, 'still serving');
   });

@@ -113,6 +113,12 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         batch, latencyMs: q.slo.latencyMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0,
         ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
       };
+      // A client may pass an absolute deadline of its own (propagated from upstream): the earlier wins.
+      const own = Number(msg.headers?.get(headerNames.deadline) ?? NaN);
+      const deadline = Math.min(receivedAt + q.slo.latencyMs, Number.isFinite(own) && own > 0 ? own : Infinity);
+      if (deadline <= receivedAt) {
+        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
+      }
       const snap = builder.snapshot(receivedAt);
       const sel = policy(snap, request);
       if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
@@ -142,7 +148,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         ...(resultSubject ? { resultSubject } : {}), ...(sel.kind === 'load' ? { load: true } : {}), ...(q.variant ? { pinned: true } : {}),
       };
       const enc = encodePayload(forward, json);
-      enc.headers.set(headerNames.deadline, String(receivedAt + q.slo.latencyMs));
+      enc.headers.set(headerNames.deadline, String(deadline));
       enc.headers.set(headerNames.start, String(msg.headers?.get(headerNames.start) || receivedAt));
       nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
       if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);
