@@ -1,16 +1,13 @@
 // The VM-autoscaler end to end: queries that find no room make it start a real local worker
 // process; once that worker sits idle it is drained and stops. Plus the pure policy's rules.
 import t from 'tap';
-import { startDispatcher } from '../actors/dispatcher/index.js';
-import { planClusterScaling, initialClusterScalingState, startVmAutoscaler, type ClusterSnapshot } from '../actors/vm-autoscaler/index.js';
-import { LocalProvisioner } from '../cluster/provisioners.js';
-import { arrayToTensor, decodeJson } from '../runtime/codec.js';
+import { planClusterScaling, initialClusterScalingState, type ClusterSnapshot } from '../actors/vm-autoscaler/index.js';
+import { arrayToTensor } from '../runtime/codec.js';
 import { InfaasError } from '../runtime/errors.js';
-import { silentLogger } from '../runtime/log.js';
 import { QueryClient } from '../runtime/query-client.js';
-import { subjects } from '../subjects/index.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
+import { startTestController } from './helpers/controller.js';
 
 const T0 = 1_700_000_000_000;
 const settings = { busyUtilisation: 0.8, idleUtilisation: 0.2, scaleInAfterMs: 10_000, cooldownMs: 5_000, minWorkers: 1, maxWorkers: 3 };
@@ -50,18 +47,7 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   const info = await registerZooModel(sys.client, 'mlp-small');
   const [v1, v2] = [info.variants.find((v) => v.precision === 'fp32' && v.maxBatch === 1)!, info.variants.find((v) => v.precision === 'int8' && v.maxBatch === 1)!];
   const fixed = await startTestWorker(t, sys, { threads: 1, monitor: { windowMs: 250 } });
-  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1' });
-  t.teardown(() => dispatcher.stop());
-  const provisioner = new LocalProvisioner({ natsUrl: sys.url, threads: 1, log: silentLogger, env: { INFAAS_LOG_LEVEL: 'warn' } });
-  t.teardown(() => provisioner.close());
-  const decisions: string[] = [];
-  const sub = sys.nc.subscribe(subjects.events.cluster, { callback: (_e, m) => decisions.push((decodeJson(m.data) as { message: string }).message) });
-  t.teardown(() => sub.unsubscribe());
-  const vm = await startVmAutoscaler({
-    nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1', provisioner, classes: ['cpu-test'], windowMs: 500,
-    settings: { cooldownMs: 1000, scaleInAfterMs: 3000, minWorkers: 1, maxWorkers: 2 },
-  });
-  t.teardown(() => vm.stop());
+  const { provisioner, vm, decisions } = await startTestController(t, sys, { cooldownMs: 1000, scaleInAfterMs: 3000 });
 
   const qc = new QueryClient(sys.nc);
   const image = arrayToTensor('float32', [1, 1, 28, 28], new Float32Array(784));

@@ -1,35 +1,20 @@
 // A load ramp makes the VM-autoscaler add a local worker process (its first one is busy), and a
 // quiet period removes one again. Runs alone: it keeps a core busy on purpose.
 import t from 'tap';
-import { startDispatcher } from '../../actors/dispatcher/index.js';
-import { startVmAutoscaler } from '../../actors/vm-autoscaler/index.js';
-import { LocalProvisioner } from '../../cluster/provisioners.js';
-import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
+import { arrayToTensor } from '../../runtime/codec.js';
 import type { InfaasError } from '../../runtime/errors.js';
-import { silentLogger } from '../../runtime/log.js';
 import { QueryClient } from '../../runtime/query-client.js';
 import { kvKeys } from '../../runtime/store.js';
-import { subjects } from '../../subjects/index.js';
 import { ZOO_TASK } from '../../zoo/index.js';
 import { startTestSystem } from '../helpers/system.js';
 import { registerZooModel } from '../helpers/zoo.js';
+import { startTestController } from '../helpers/controller.js';
 
 t.test('a load ramp adds a worker; a quiet period removes one', async (t) => {
   // cnn-wide batches of 8 take ~5.5 ms: 200 such queries a second are more than one core serves.
   const sys = await startTestSystem(t, { generator: { precisions: ['fp32'], optLevels: ['all'], maxBatches: [8], threads: [1], providers: ['cpu'] } });
   await registerZooModel(sys.client, 'cnn-wide');
-  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1' });
-  t.teardown(() => dispatcher.stop());
-  const provisioner = new LocalProvisioner({ natsUrl: sys.url, threads: 1, log: silentLogger, env: { INFAAS_LOG_LEVEL: 'warn' } });
-  t.teardown(() => provisioner.close());
-  const decisions: string[] = [];
-  const sub = sys.nc.subscribe(subjects.events.cluster, { callback: (_e, m) => decisions.push((decodeJson(m.data) as { message: string }).message) });
-  t.teardown(() => sub.unsubscribe());
-  const vm = await startVmAutoscaler({
-    nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1', provisioner, classes: ['cpu-test'], windowMs: 500,
-    settings: { cooldownMs: 2000, scaleInAfterMs: 3000, minWorkers: 1, maxWorkers: 2 },
-  });
-  t.teardown(() => vm.stop());
+  const { provisioner, decisions } = await startTestController(t, sys, { cooldownMs: 2000, scaleInAfterMs: 3000 });
   const until = async (what: string, ms: number, pred: () => boolean) => {
     const end = Date.now() + ms;
     while (!pred()) {
