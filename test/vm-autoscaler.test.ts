@@ -1,6 +1,11 @@
 // The VM-autoscaler end to end: queries that find no room make it start a real local worker
 // process; once that worker sits idle it is drained and stops. Plus the pure policy's rules.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { CommandProvisioner } from '../cluster/provisioners.js';
+import { silentLogger } from '../runtime/log.js';
 import { planClusterScaling, initialClusterScalingState, type ClusterSnapshot } from '../actors/vm-autoscaler/index.js';
 import { arrayToTensor } from '../runtime/codec.js';
 import { InfaasError } from '../runtime/errors.js';
@@ -83,4 +88,22 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   await until('the idle worker to be drained', 30_000, () => provisioner.managed().length === 0);
   t.match(decisions.join('\n'), new RegExp(`scale-in cpu-test \\(${served}\\): utilisation \\d+% below 20%`));
   t.ok(vm.leading, 'this controller held the lease');
+});
+
+t.test('the command provisioner runs the operator commands with the worker id, class and NATS URL', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'infaas-prov-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'log');
+  const p = new CommandProvisioner({
+    startCommand: `echo "start $INFAAS_WORKER_ID $INFAAS_HARDWARE_CLASS $INFAAS_NATS_URL" >> ${log}`,
+    stopCommand: `echo "stop $INFAAS_WORKER_ID" >> ${log}`,
+    natsUrl: 'nats://example:4222', log: silentLogger,
+  });
+  const id = await p.start('cpu-8t');
+  t.same(p.managed(), [id]);
+  await p.stop(id);
+  t.same(p.managed(), []);
+  t.equal(readFileSync(log, 'utf8'), `start ${id} cpu-8t nats://example:4222\nstop ${id}\n`);
+  const failing = new CommandProvisioner({ startCommand: 'echo no capacity >&2; exit 3', stopCommand: 'true', natsUrl: 'x', log: silentLogger });
+  await t.rejects(failing.start('cpu-8t'), /exited 3: no capacity/, 'a failing command is an error with its stderr');
 });
