@@ -1,9 +1,10 @@
 // An in-memory view of live workers and their instances, fed by KV watches of infaas_workers and
 // infaas_instances (never polled). A record whose heartbeat is older than `staleMs` counts as gone.
-import type { KV, KvEntry } from 'nats';
+import type { KV } from 'nats';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import type { Logger } from './log.js';
-import { entryValue, type Stores } from './store.js';
+import { watchInto } from './kv-watch.js';
+import type { Stores } from './store.js';
 
 export class ClusterView {
   readonly workers = new Map<string, WorkerRecord>();
@@ -15,7 +16,7 @@ export class ClusterView {
   constructor(private readonly log: Logger, readonly staleMs = 5000) {}
 
   async start(stores: Stores): Promise<void> {
-    await Promise.all([this.watch(stores.workers, this.workers), this.watch(stores.instances, this.instances)]);
+    await Promise.all([this.watch(stores.workers, 'workers', this.workers), this.watch(stores.instances, 'instances', this.instances)]);
   }
 
   stop(): void {
@@ -32,21 +33,7 @@ export class ClusterView {
     return [...this.workers.values()].filter((w) => w.state === 'ready' && now - w.heartbeatAt <= this.staleMs);
   }
 
-  private async watch<T>(kv: KV, map: Map<string, T>): Promise<void> {
-    let ready!: () => void;
-    const initialized = new Promise<void>((resolve) => { ready = resolve; });
-    const iter = await kv.watch({ key: '>', initializedFn: () => ready() });
-    this.stops.push(() => iter.stop());
-    void (async () => {
-      for await (const e of iter) this.apply(map, e);
-    })().catch((err) => this.log.error({ err }, 'KV watch ended'));
-    await initialized;
-  }
-
-  private apply<T>(map: Map<string, T>, e: KvEntry): void {
-    const value = entryValue<T>(e);
-    if (value === undefined) map.delete(e.key);
-    else map.set(e.key, value);
-    for (const l of this.listeners) l();
+  private async watch<T>(kv: KV, name: string, map: Map<string, T>): Promise<void> {
+    this.stops.push(await watchInto(kv, name, map, this.log, () => { for (const l of this.listeners) l(); }));
   }
 }

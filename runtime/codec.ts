@@ -17,6 +17,15 @@ export function isJson(h?: MsgHdrs): boolean {
   return (h?.get(CONTENT_TYPE) ?? '').toLowerCase().startsWith(JSON_TYPE);
 }
 
+/** A header carrying epoch milliseconds (deadlines, start times); absent is undefined, unreadable is BAD_REQUEST. */
+export function headerEpochMs(h: MsgHdrs | undefined, name: string): number | undefined {
+  const v = h?.get(name);
+  if (!v) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InfaasError(ErrorCode.BadRequest, `header ${name} must be epoch milliseconds, got "${v.slice(0, 40)}"`);
+  return n;
+}
+
 /** Decodes a data-plane payload; malformed bytes become MALFORMED_MESSAGE. */
 export function decodePayload(data: Uint8Array, h?: MsgHdrs): unknown {
   try {

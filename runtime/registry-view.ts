@@ -1,10 +1,10 @@
 // An in-memory view of models, variants and profiles, fed by KV watches (never polled).
 // A restarted process rebuilds it from the buckets' current values.
-import type { KV, KvEntry } from 'nats';
+import type { KV } from 'nats';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../schemas/registry.js';
 import type { Logger } from './log.js';
 import type { Stores } from './store.js';
-import { entryValue } from './store.js';
+import { watchInto } from './kv-watch.js';
 
 export interface VariantWithProfiles extends VariantRecord {
   profiles: Record<string, ProfileRecord>;
@@ -41,21 +41,7 @@ export class RegistryView {
   }
 
   private async watch<T>(kv: KV, bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>): Promise<void> {
-    let ready!: () => void;
-    const initialized = new Promise<void>((resolve) => { ready = resolve; });
-    const iter = await kv.watch({ key: '>', initializedFn: () => ready() });
-    this.stops.push(() => iter.stop());
-    void (async () => {
-      for await (const e of iter) this.apply(bucket, map, e);
-    })().catch((err) => this.log.error({ err, bucket }, 'KV watch ended'));
-    await initialized;
-  }
-
-  private apply<T>(bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>, e: KvEntry): void {
-    const value = entryValue<T>(e);
-    if (value === undefined) map.delete(e.key);
-    else map.set(e.key, value);
-    for (const l of this.listeners) l(bucket, e.key);
+    this.stops.push(await watchInto(kv, bucket, map, this.log, (key) => { for (const l of this.listeners) l(bucket, key); }));
   }
 
   modelsByTask(task?: string): ModelRecord[] {

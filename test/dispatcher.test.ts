@@ -2,7 +2,9 @@
 // with real nats-server, real profiles and real ONNX Runtime; every error from a real bad query.
 import t, { type Test } from 'tap';
 import { startDispatcher } from '../actors/dispatcher/index.js';
-import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { headers } from 'nats';
+import { arrayToTensor, encodePayload, tensorToArray } from '../runtime/codec.js';
+import { answerOf } from '../runtime/worker-client.js';
 import { InfaasError } from '../runtime/errors.js';
 import { silentLogger } from '../runtime/log.js';
 import { ort } from '../runtime/onnx-session.js';
@@ -103,6 +105,10 @@ t.test('model-less, model and variant queries are answered by the right variant,
     const fast = await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1.5 } }), 'INFEASIBLE', 'a latency objective under the serving path');
     t.ok(Number(fast?.details?.lowestLatencyMs) > 2, `lists the lowest latency achievable, serving path included: ${fast?.details?.lowestLatencyMs} ms`);
     await rejectsWith(t, qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1000 } }, { deadline: Date.now() - 10 }), 'DEADLINE_EXCEEDED', 'a caller deadline already passed');
+    const h = headers();
+    h.set('Infaas-Start', 'yesterday');
+    const badStart = await sys.nc.request('infaas.query', encodePayload({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1000 } }).data, { headers: h, timeout: 2000 });
+    await rejectsWith(t, Promise.resolve().then(() => answerOf(badStart.data, badStart.headers, false)), 'BAD_REQUEST', 'an unreadable Infaas-Start header');
     const ok = await qc.query({ task: ZOO_TASK, inputs: { image: img }, slo: { latencyMs: 1000 } });
     t.ok(ok.outputs.logits, 'still serving');
   });

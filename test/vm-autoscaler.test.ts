@@ -54,6 +54,9 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   const fixed = await startTestWorker(t, sys, { threads: 1, monitor: { windowMs: 250 } });
   const { provisioner, vm, decisions } = await startTestController(t, sys, { cooldownMs: 1000, scaleInAfterMs: 3000 });
 
+  // Anyone can publish on the events subjects: garbage must not stop the autoscaler.
+  sys.nc.publish('infaas.events.dispatcher', new TextEncoder().encode('not json'));
+  sys.nc.publish('infaas.events.worker.x', new TextEncoder().encode('{"type":"mitigation.requested"}'));
   const qc = new QueryClient(sys.nc);
   const image = arrayToTensor('float32', [1, 1, 28, 28], new Float32Array(784));
   const first = await qc.query({ variant: v1.id, inputs: { image }, slo: { latencyMs: 5000 } });

@@ -9,7 +9,7 @@ import { validate } from '../../schemas/validate.js';
 import type { InferRequest } from '../../schemas/worker.js';
 import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
 import { ClusterView } from '../../runtime/cluster-view.js';
-import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, isJson } from '../../runtime/codec.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, headerEpochMs, isJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
@@ -78,12 +78,23 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     else if (msg.reply) msg.respond(data, { headers: h });
   };
 
+  // Tasks of registered models, rebuilt only when the registry changes (not per query).
+  let tasks: Set<string> | undefined;
+  registry.onChange(() => { tasks = undefined; });
+  const registeredTasks = (): Set<string> => {
+    if (!tasks) {
+      tasks = new Set();
+      for (const m of registry.models.values()) if (m.status === 'registered') tasks.add(m.task);
+    }
+    return tasks;
+  };
+
   const known = (q: Query): void => {
-    const named = [q.task, q.model, q.variant].filter((x) => x !== undefined).length;
+    const named = (q.task !== undefined ? 1 : 0) + (q.model !== undefined ? 1 : 0) + (q.variant !== undefined ? 1 : 0);
     if (named !== 1) throw new InfaasError(ErrorCode.BadRequest, 'a query names exactly one of task, model or variant');
-    if (q.task !== undefined && ![...registry.models.values()].some((m) => m.task === q.task && m.status === 'registered')) {
-      const tasks = [...new Set([...registry.models.values()].map((m) => m.task))].sort();
-      throw new InfaasError(ErrorCode.UnknownTask, `no registered model does task "${q.task}" (tasks: ${tasks.join(', ') || 'none'})`, { tasks });
+    if (q.task !== undefined && !registeredTasks().has(q.task)) {
+      const all = [...registeredTasks()].sort();
+      throw new InfaasError(ErrorCode.UnknownTask, `no registered model does task "${q.task}" (tasks: ${all.join(', ') || 'none'})`, { tasks: all });
     }
     if (q.model !== undefined && registry.models.get(q.model)?.status !== 'registered') {
       throw new InfaasError(ErrorCode.ModelNotFound, `model ${q.model} is not registered`);
@@ -114,8 +125,8 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
       };
       // A client may pass an absolute deadline of its own (propagated from upstream): the earlier wins.
-      const own = Number(msg.headers?.get(headerNames.deadline) ?? NaN);
-      const deadline = Math.min(receivedAt + q.slo.latencyMs, Number.isFinite(own) && own > 0 ? own : Infinity);
+      const deadline = Math.min(receivedAt + q.slo.latencyMs, headerEpochMs(msg.headers, headerNames.deadline) ?? Infinity);
+      const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
       if (deadline <= receivedAt) {
         throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
       }
@@ -149,7 +160,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       };
       const enc = encodePayload(forward, json);
       enc.headers.set(headerNames.deadline, String(deadline));
-      enc.headers.set(headerNames.start, String(msg.headers?.get(headerNames.start) || receivedAt));
+      enc.headers.set(headerNames.start, String(startedAt));
       nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
       if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);
       builder.noteSent(sel.workerId, sel.variantId);

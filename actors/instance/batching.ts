@@ -62,7 +62,9 @@ export function decideBatch(x: BatchingInput): BatchDecision {
   const queued = x.deadlines.length;
   if (queued === 0) return { action: 'idle' };
   if (queued >= x.maxBatch) return { action: 'run', size: x.maxBatch, why: 'batch full' };
-  const earliest = Math.min(...x.deadlines);
+  // A loop, not Math.min(...): a long queue would overflow the argument stack.
+  let earliest = Infinity;
+  for (const d of x.deadlines) if (d < earliest) earliest = d;
   const slack = earliest - x.now - x.latencyMs(x.maxBatch) - x.marginMs;
   if (slack <= 0) return { action: 'run', size: queued, why: 'earliest deadline cannot afford a wait' };
   // Waiting pays only if a fuller batch serves each query more cheaply...

@@ -3,7 +3,8 @@
 // planClusterScaling each window and starts or drains workers through its provisioner.
 import type { NatsConnection, Subscription } from 'nats';
 import { createActor, fromPromise, waitFor } from 'xstate';
-import type { WorkerEvent } from '../../schemas/worker.js';
+import { WorkerEvent } from '../../schemas/worker.js';
+import { isValid } from '../../schemas/validate.js';
 import { subjects } from '../../subjects/index.js';
 import { ClusterView } from '../../runtime/cluster-view.js';
 import { decodeJson, encodeJson } from '../../runtime/codec.js';
@@ -44,6 +45,11 @@ export interface VmAutoscaler {
   stop(): Promise<void>;
 }
 
+/** An event's JSON, or undefined for bytes that are not (anyone can publish on an events subject). */
+function readEvent(data: Uint8Array): unknown {
+  try { return decodeJson(data); } catch { return undefined; }
+}
+
 export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmAutoscaler> {
   const { nc, stores, provisioner } = config;
   const log = config.log.child({ actor: 'vm-autoscaler', controller: config.controllerId });
@@ -62,15 +68,15 @@ export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmA
   const subs: Subscription[] = [
     nc.subscribe(subjects.events.dispatcher, {
       callback: (_e, m) => {
-        const e = decodeJson(m.data) as { type?: string; byClass?: Record<string, number> };
-        if (e.type !== 'unplaced' || !e.byClass) return;
-        for (const [c, n] of Object.entries(e.byClass)) unplaced[c] = (unplaced[c] ?? 0) + n;
+        const e = readEvent(m.data) as { type?: unknown; byClass?: unknown } | undefined;
+        if (e?.type !== 'unplaced' || typeof e.byClass !== 'object' || e.byClass === null) return;
+        for (const [c, n] of Object.entries(e.byClass)) if (Number.isFinite(n) && n > 0) unplaced[c] = (unplaced[c] ?? 0) + Number(n);
       },
     }),
     nc.subscribe(subjects.events.allWorkers, {
       callback: (_e, m) => {
-        const e = decodeJson(m.data) as WorkerEvent;
-        if (e.type !== 'mitigation.requested') return;
+        const e = readEvent(m.data);
+        if (!isValid(WorkerEvent, e) || e.type !== 'mitigation.requested') return;
         const cls = cluster.workers.get(e.worker)?.hardwareClass;
         if (cls) mitigations[cls] = (mitigations[cls] ?? 0) + 1;
       },

@@ -193,7 +193,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const current = (variant: string): string => {
     let v = variant;
     for (let hops = 0; hops < 8; hops++) {
-      if ([...instances.values()].some((i) => i.spec.variant === v && i.accepting)) return v;
+      for (const i of instances.values()) if (i.spec.variant === v && i.accepting) return v;
       const next = replacements.get(v);
       if (!next) break;
       v = next;
@@ -205,13 +205,16 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     get draining() { return actor.getSnapshot().value !== 'ready'; },
     route: (requested, { load: loadIfNeeded, pinned }, deadline, now) => {
       const variant = pinned ? requested : current(requested);
-      const mine = [...instances.values()].filter((i) => i.spec.variant === variant && i.accepting);
-      const serving = mine.filter((i) => i.serving);
-      if (serving.length > 0) {
-        // Least work first; an interfered or overloaded replica only when it is also the least busy.
-        return serving.reduce((best, i) => (work(i) < work(best) ? i : best));
+      // One pass, nothing allocated per query: the least busy serving replica (an interfered or
+      // overloaded one only when it is also the least busy), else the loading one ready soonest.
+      let serving: VariantInstance | undefined;
+      let loading: VariantInstance | undefined;
+      for (const i of instances.values()) {
+        if (i.spec.variant !== variant || !i.accepting) continue;
+        if (i.serving) { if (!serving || work(i) < work(serving)) serving = i; } else if (!loading || i.readyInMs(now) < loading.readyInMs(now)) loading = i;
       }
-      const inst = mine.length > 0 ? mine.reduce((a, b) => (a.readyInMs(now) <= b.readyInMs(now) ? a : b)) : loadIfNeeded ? startInstance(variant) : undefined;
+      if (serving) return serving;
+      const inst = loading ?? (loadIfNeeded ? startInstance(variant) : undefined);
       if (!inst) {
         if (!view.variants.has(variant)) throw new InfaasError(ErrorCode.VariantNotFound, `variant ${variant} is not in the registry`, { variant });
         throw new InfaasError(ErrorCode.VariantNotLoaded, `variant ${variant} is not loaded on ${id}; send load: true to load it`, { variant, worker: id });

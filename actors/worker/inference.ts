@@ -6,7 +6,7 @@ import type { QueryResult } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
 import { headerNames } from '../../subjects/index.js';
-import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, isJson, tensorForJson } from '../../runtime/codec.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
@@ -26,14 +26,6 @@ export interface InferenceOptions {
 }
 
 export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: 1024 * 1024, defaultDeadlineMs: 30_000 });
-
-function headerTime(msg: ServiceMsg, name: string): number | undefined {
-  const v = msg.headers?.get(name);
-  if (!v) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InfaasError(ErrorCode.BadRequest, `header ${name} must be epoch milliseconds, got "${v.slice(0, 40)}"`);
-  return n;
-}
 
 export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger) {
   const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
@@ -82,8 +74,8 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries');
       const req = validate(InferRequest, decodePayload(msg.data, msg.headers), 'inference request');
       resultSubject = req.resultSubject;
-      const deadline = headerTime(msg, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
-      const startedAt = headerTime(msg, headerNames.start) ?? receivedAt;
+      const deadline = headerEpochMs(msg.headers, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
+      const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
       if (deadline <= receivedAt) {
         throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached the worker; not computed`, { deadline, now: receivedAt });
       }
