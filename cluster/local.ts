@@ -47,6 +47,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const worker = profiler ? await startWorker({
     nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
   }) : undefined;
+  if (dispatcher && worker) dispatcher.attachLocal(worker.id, worker.accept);
   return {
     url, nc, stores, registrar, dispatcher, profiler, worker, server,
     stop: async () => {

@@ -10,8 +10,10 @@ export class ClusterView {
   readonly workers = new Map<string, WorkerRecord>();
   /** key: "<worker>.<instance>" */
   readonly instances = new Map<string, InstanceRecord>();
+  /** When this process last received each worker's record: liveness by local clock, not the writer's. */
+  private readonly heardAt = new Map<string, number>();
   private readonly stops: (() => void)[] = [];
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(bucket: 'workers' | 'instances', key: string) => void>();
 
   constructor(private readonly log: Logger, readonly staleMs = 5000) {}
 
@@ -23,17 +25,30 @@ export class ClusterView {
     for (const s of this.stops.splice(0)) s();
   }
 
-  onChange(listener: () => void): () => void {
+  onChange(listener: (bucket: 'workers' | 'instances', key: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  /** Workers that are ready and heartbeating. */
+  /**
+   * Workers that are ready and heartbeating: a record rewritten within `staleMs` of this process's
+   * clock (a writer's clock may be skewed; a record loaded at start counts from its heartbeat).
+   */
   liveWorkers(now = Date.now()): WorkerRecord[] {
-    return [...this.workers.values()].filter((w) => w.state === 'ready' && now - w.heartbeatAt <= this.staleMs);
+    const out: WorkerRecord[] = [];
+    for (const [key, w] of this.workers) {
+      if (w.state === 'ready' && now - (this.heardAt.get(key) ?? w.heartbeatAt) <= this.staleMs) out.push(w);
+    }
+    return out;
   }
 
-  private async watch<T>(kv: KV, name: string, map: Map<string, T>): Promise<void> {
-    this.stops.push(await watchInto(kv, name, map, this.log, () => { for (const l of this.listeners) l(); }));
+  private async watch<T>(kv: KV, name: 'workers' | 'instances', map: Map<string, T>): Promise<void> {
+    let loaded = false;
+    const stop = await watchInto(kv, name, map, this.log, (key) => {
+      if (name === 'workers' && loaded) this.heardAt.set(key, Date.now());
+      for (const l of this.listeners) l(name, key);
+    });
+    loaded = true;
+    this.stops.push(stop);
   }
 }

@@ -49,7 +49,7 @@ const RETRYABLE = new Set<ErrorCode>([
 ]);
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; retryable: boolean; details?: Record<string, unknown> };
+  error: { code: ErrorCode; message: string; retryable: boolean; retryAfterMs?: number; details?: Record<string, unknown> };
 }
 
 export class InfaasError extends Error {
@@ -68,8 +68,15 @@ export class InfaasError extends Error {
     return STATUS[this.code];
   }
 
+  /** For a retryable error: when a retry can expect to succeed (details.retryAfterMs), in ms from the answer. */
+  get retryAfterMs(): number | undefined {
+    const v = this.details?.retryAfterMs;
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+  }
+
   toBody(): ErrorBody {
-    return { error: { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) } };
+    const after = this.retryable ? this.retryAfterMs : undefined;
+    return { error: { code: this.code, message: this.message, retryable: this.retryable, ...(after !== undefined ? { retryAfterMs: after } : {}), ...(this.details ? { details: this.details } : {}) } };
   }
 
   static fromBody(body: ErrorBody): InfaasError {

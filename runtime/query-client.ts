@@ -11,17 +11,37 @@ export interface QueryOptions {
   json?: boolean;
   /** An absolute deadline (epoch ms) of the caller's own, sent as Infaas-Deadline; the earlier of it and the SLO applies. */
   deadline?: number;
-  /** How long to wait for the answer; default the SLO plus a second. */
+  /** How long to wait for each answer; default until the deadline plus a second. */
   timeoutMs?: number;
+  /**
+   * Retry errors that say a retry can succeed (INSTANCE_LOADING, NO_CAPACITY, NO_WORKER...) after
+   * their retryAfterMs, while the query's deadline allows; default true. The deadline travels with
+   * every try, so the objective holds end to end.
+   */
+  retry?: boolean;
 }
 
 export class QueryClient {
   constructor(private readonly nc: NatsConnection) {}
 
   async query(q: Query, options: QueryOptions = {}): Promise<QueryResult> {
+    const deadline = Math.min(options.deadline ?? Infinity, Date.now() + q.slo.latencyMs);
+    for (;;) {
+      try {
+        return await this.once(q, deadline, options);
+      } catch (err) {
+        const wait = err instanceof InfaasError && err.retryable && options.retry !== false ? err.retryAfterMs : undefined;
+        // Only when an answer can still come in time after the wait (a query needs at least a millisecond).
+        if (wait === undefined || Date.now() + wait + 1 >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async once(q: Query, deadline: number, options: QueryOptions): Promise<QueryResult> {
     const enc = encodePayload(q, options.json);
-    if (options.deadline !== undefined) enc.headers.set(headerNames.deadline, String(options.deadline));
-    const timeout = options.timeoutMs ?? q.slo.latencyMs + 1000;
+    enc.headers.set(headerNames.deadline, String(deadline));
+    const timeout = options.timeoutMs ?? Math.max(1, deadline - Date.now()) + 1000;
     try {
       const reply = await this.nc.request(subjects.query, enc.data, { headers: enc.headers, timeout });
       return answerOf<QueryResult>(reply.data, reply.headers, options.json ?? false);

@@ -49,6 +49,7 @@ async function open(bytes, config) {
 }
 
 async function run(seq, feeds) {
+  const received = performance.now();
   try {
     if (!session) throw new Error('no session is open');
     const tensors = {};
@@ -66,7 +67,8 @@ async function run(seq, feeds) {
       transfer.push(data.buffer);
       outputs[name] = { dtype: t.type, dims: [...t.dims], data };
     }
-    parentPort.postMessage({ type: 'result', seq, ms, outputs }, transfer);
+    // busyMs: this thread's whole time on the run (tensors in and out too), for capacity planning.
+    parentPort.postMessage({ type: 'result', seq, ms, busyMs: performance.now() - received, outputs }, transfer);
   } catch (err) {
     parentPort.postMessage({ type: 'error', seq, message: messageOf(err) });
   }

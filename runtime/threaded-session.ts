@@ -17,12 +17,14 @@ export interface RunResult {
   outputs: Record<string, Feed>;
   /** Time of session.run inside the thread, without the hops to and from it. */
   ms: number;
+  /** The thread's whole time on the run (tensor conversion included), without queueing or hops. */
+  busyMs?: number;
 }
 
 // The protocol with session-thread.mjs.
 type FromThread =
   | { type: 'opened'; loadMs: number; inputNames: string[]; outputNames: string[] }
-  | { type: 'result'; seq: number; ms: number; outputs: Record<string, Feed> }
+  | { type: 'result'; seq: number; ms: number; busyMs: number; outputs: Record<string, Feed> }
   | { type: 'error'; seq?: number; message: string };
 
 interface Pending {
@@ -142,7 +144,7 @@ export class ThreadedSession {
     if (!p) return;
     this.pending.delete(msg.seq);
     if (this.pending.size === 0) this.worker.unref();
-    if (msg.type === 'result') p.resolve({ outputs: msg.outputs, ms: msg.ms });
+    if (msg.type === 'result') p.resolve({ outputs: msg.outputs, ms: msg.ms, busyMs: msg.busyMs });
     else p.reject(new InfaasError(ErrorCode.InferenceFailed, msg.message));
   }
 

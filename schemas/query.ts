@@ -9,6 +9,12 @@ export const Slo = Type.Object(
     latencyMs: Type.Number({ exclusiveMinimum: 0, maximum: 600_000 }),
     minAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     maxCostPerQuery: Type.Optional(Type.Number({ minimum: 0 })),
+    /**
+     * When no variant can ever meet the objective: "refuse" (default) answers INFEASIBLE with what is
+     * achievable; "closest" serves the fastest variant that meets the accuracy floor (the paper's
+     * behaviour) and says so in the answer's `note`.
+     */
+    onInfeasible: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('closest')])),
   },
   { $id: 'Slo', additionalProperties: false },
 );
@@ -39,6 +45,8 @@ export const QueryResult = Type.Object(
     hardwareClass: Type.String(),
     timings: Type.Object({ queueMs: Type.Number(), inferenceMs: Type.Number(), totalMs: Type.Number() }),
     cost: Type.Number({ minimum: 0 }),
+    /** Set when the answer is not what the query asked for (slo.onInfeasible "closest"). */
+    note: Type.Optional(Type.String()),
   },
   { $id: 'QueryResult', additionalProperties: false },
 );

@@ -95,6 +95,8 @@ export const LoadRequest = Type.Object(
     variant: VariantId,
     /** Reply as soon as loading starts instead of when the instance is active. */
     noWait: Type.Optional(Type.Boolean()),
+    /** Start one only if no instance of the variant is loading or serving here (warm-ups from several controllers load once). */
+    ifAbsent: Type.Optional(Type.Boolean()),
   },
   { $id: 'LoadRequest', additionalProperties: false },
 );
@@ -127,13 +129,15 @@ export const InferRequest = Type.Object(
      * has switched the variant to another of the same model, the query is served by that one.
      */
     pinned: Type.Optional(Type.Boolean()),
+    /** Copied into the answer: why it is not what the query asked for. */
+    note: Type.Optional(Type.String({ maxLength: 1000 })),
   },
   { $id: 'InferRequest', additionalProperties: false },
 );
 export type InferRequest = Static<typeof InferRequest>;
 
 export const WorkerEventType = [
-  'worker.started', 'worker.draining', 'worker.stopped', 'instance.state', 'autoscaler.decision', 'mitigation.requested',
+  'worker.started', 'worker.draining', 'worker.stopped', 'instance.state', 'instance.evicted', 'autoscaler.decision', 'mitigation.requested',
 ] as const;
 export type WorkerEventType = (typeof WorkerEventType)[number];
 

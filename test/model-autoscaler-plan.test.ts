@@ -83,18 +83,20 @@ t.test('does not upgrade to a variant below the accuracy floor', async (t) => {
   t.match(plan(snap(one, [b8t1, close])).actions, [{ type: 'switch', reason: 'upgrade', to: close.id }]);
 });
 
-t.test('mitigates when nothing fits; draining instances still hold their threads', async (t) => {
+t.test('mitigates when nothing fits; a draining instance with work still holds its core', async (t) => {
   const s = snap([
     inst('a', b8t1, { state: 'overloaded', arrivalRate: 60, queueLength: 12 }),
     inst('b', b8t1, { arrivalRate: 70, queueLength: 12 }),
-    inst('old', b8t1, { state: 'draining' }),
+    inst('old', b8t1, { state: 'draining', queueLength: 3 }),
     inst('gone', b8t2, { state: 'unloaded' }),
   ], [b8t1, b8t2], { threads: 3 });
   const r = plan(s);
   t.match(r.actions, [{ type: 'mitigate', instance: 'b', variant: b8t1.id, details: { threadsFree: 0, demand: 130, capacity: 200 } }]);
   t.match(r.actions[0]!.why, /an instance is overloaded at demand 130 q\/s, capacity 200 q\/s; neither a replica nor an upgrade fits in 0 free threads/);
   t.match(plan({ ...s, threads: 4 }).actions, [{ type: 'replicate' }], 'the unloaded instance reserves nothing');
-  const foreign = { ...inst('f', variant('f', { id: 'f.v', model: 'f' })), threads: 1 }; // its variant is not profiled here
+  const idle = { ...s, instances: s.instances.map((i) => (i.id === 'old' ? { ...i, queueLength: 0 } : i)) };
+  t.match(plan(idle).actions, [{ type: 'replicate' }], 'an idle instance holds memory, not a core');
+  const foreign = { ...inst('f', variant('f', { id: 'f.v', model: 'f' }), { arrivalRate: 5 }), threads: 1 }; // its variant is not profiled here
   t.match(plan({ ...s, threads: 4, instances: [...s.instances, foreign] }).actions, [{ type: 'mitigate' }], 'an instance reserves what it reports');
 });
 
@@ -174,7 +176,7 @@ t.test('unloads an idle lone instance, ahead of a downgrade', async (t) => {
 
 t.test('two groups cannot both take the last free thread; the more overloaded gets it', async (t) => {
   const cnn = variant('x', { id: 'cnn.fp32-all-b8-t1-cpu', model: 'cnn' });
-  const instances = [inst('m', b8t1, { arrivalRate: 150 }), inst('c', cnn, { arrivalRate: 300 }), inst('z', variant('z', { id: 'z.v', model: 'z' }))];
+  const instances = [inst('m', b8t1, { arrivalRate: 150 }), inst('c', cnn, { arrivalRate: 300 }), inst('z', variant('z', { id: 'z.v', model: 'z' }), { arrivalRate: 1 })];
   const r = plan(snap(instances, [b8t1, cnn, variant('z', { id: 'z.v', model: 'z' })], { threads: 4 }));
   t.same(r.actions.map((a) => [a.type, a.type === 'replicate' ? a.variant : a.type === 'mitigate' ? a.instance : '']), [['replicate', cnn.id], ['mitigate', 'm']]);
   t.same(plan(snap([...instances].reverse(), [b8t1, cnn, variant('z', { id: 'z.v', model: 'z' })])).actions.map((a) => a.type), ['replicate', 'mitigate'], 'snapshot order does not matter');

@@ -38,12 +38,34 @@ t.test('a healthy running instance wins over loading a cheaper one; the least lo
   t.match(selectVariant(snap(insts), req), { kind: 'running', variantId: mid.variantId, workerId: 'w2' });
 });
 
-t.test('overloaded and interfered instances are passed over', async (t) => {
+t.test('overloaded and interfered instances rank below active ones, but are not excluded', async (t) => {
   const insts: InstanceView[] = [
     { variantId: mid.variantId, workerId: 'w1', state: 'overloaded', outstanding: 0 },
     { variantId: big.variantId, workerId: 'w2', state: 'interfered', outstanding: 0 },
   ];
-  t.match(selectVariant(snap(insts), req), { kind: 'load', variantId: small.variantId });
+  t.match(selectVariant(snap(insts), req), { kind: 'running', variantId: mid.variantId, workerId: 'w1' }, 'the one expected to finish first');
+  const withActive = [...insts, { variantId: big.variantId, workerId: 'w1', state: 'active' as const, outstanding: 9 }];
+  t.match(selectVariant(snap(withActive), req), { kind: 'running', variantId: big.variantId, workerId: 'w1' }, 'an active instance first, even a slower one, while it finishes in time');
+  const tooBusy = [...insts, { variantId: big.variantId, workerId: 'w1', state: 'active' as const, outstanding: 40 }];
+  t.match(selectVariant(snap(tooBusy), req), { kind: 'running', variantId: mid.variantId }, 'not one that would finish too late');
+  t.match(selectVariant(snap([{ ...insts[0], state: 'draining' }]), req), { kind: 'load', variantId: small.variantId }, 'a draining one takes nothing');
+});
+
+t.test('cores are shared: a worker with no free thread still loads where memory allows', async (t) => {
+  t.match(selectVariant(snap([], [worker('w1', 0.1, { freeThreads: 0 })]), req), { kind: 'load', variantId: small.variantId, workerId: 'w1' });
+});
+
+t.test('every instance too busy: busy with retry advice, a load only on a worker without one, queues drain at the profiled rate', async (t) => {
+  const busy: InstanceView[] = [{ variantId: small.variantId, workerId: 'w1', state: 'active', outstanding: 800, reportedAt: 1000 }];
+  // 800 rows at 8 per 0.09 ms batch: 9 ms ahead, and 0.03 ms for this one; the objective is 5 ms.
+  const r = selectVariant(snap(busy), { ...req, latencyMs: 5, now: 1000 });
+  t.match(r, { kind: 'load', workerId: 'w2' }, 'another worker hosts none: load there');
+  const one = snap(busy, [worker('w1', 0.1)]);
+  const b = selectVariant(one, { ...req, latencyMs: 5, now: 1000 });
+  t.match(b, { kind: 'busy', variantId: small.variantId, workerId: 'w1' }, 'no replica storm on the same cores');
+  if (b.kind === 'busy') t.ok(Math.abs(b.retryAfterMs - (9 + 0.03 - 5)) < 1e-9, `retry after ${b.retryAfterMs} ms`);
+  t.match(selectVariant(one, { ...req, latencyMs: 5, now: 1005 }), { kind: 'running', workerId: 'w1' }, '5 ms later the queue has drained enough');
+  t.same(selectVariantScan(one, { ...req, latencyMs: 5, now: 1000 }), b);
 });
 
 t.test('load time counts against the deadline; workers without room are skipped', async (t) => {
@@ -137,7 +159,7 @@ t.test('the indexed policy chooses exactly as the full scan, ties included', asy
     }
   }
   t.equal(decided, 600);
-  t.same([...kinds].sort(), ['infeasible', 'load', 'running'], 'the random requests reach every kind of answer');
+  t.same([...kinds].sort(), ['busy', 'infeasible', 'load', 'running'], 'the random requests reach every kind of answer');
 });
 
 t.test('with two profiles for one variant on one class, the last feasible one prices a running instance', async (t) => {
@@ -158,8 +180,8 @@ t.test('the index is built once per snapshot, reads outstanding work live and no
   t.match(selectVariant(s, req), { kind: 'running', workerId: 'w1' });
   insts[0].outstanding = 5; // what the dispatcher does to its cached snapshot after sending a query
   t.match(selectVariant(s, req), { kind: 'running', workerId: 'w2' });
-  insts.push({ variantId: big.variantId, workerId: 'w1', state: 'active', outstanding: 0 });
-  t.match(selectVariant(s, req), { kind: 'running', variantId: big.variantId, workerId: 'w1' });
+  insts.push({ variantId: small.variantId, workerId: 'w1', state: 'active', outstanding: 0 });
+  t.match(selectVariant(s, req), { kind: 'running', variantId: small.variantId, workerId: 'w1' });
 });
 
 t.test('a batch beyond every cap is never feasible, even with no bound on latency', async (t) => {
@@ -186,7 +208,7 @@ t.test('ignoreLoadTime picks what to warm up when only the load time breaks the 
 t.test('a loading instance takes queries whose objective allows its load time, before a second load', async (t) => {
   const loading: InstanceView[] = [{ variantId: small.variantId, workerId: 'w2', state: 'loading', outstanding: 3 }];
   t.match(selectVariant(snap(loading), req), { kind: 'running', variantId: small.variantId, workerId: 'w2', expectedMs: 2.03 });
-  t.match(selectVariant(snap(loading), { ...req, latencyMs: 1 }), { kind: 'infeasible' }, 'not when the load does not fit');
+  t.match(selectVariant(snap(loading), { ...req, latencyMs: 1 }), { kind: 'busy', retryAfterMs: 2.03 - 1, loading: true }, 'not when the load does not fit: busy, retry when loaded');
   const active: InstanceView[] = [...loading, { variantId: mid.variantId, workerId: 'w1', state: 'active', outstanding: 9 }];
   t.match(selectVariant(snap(active), req), { kind: 'running', variantId: mid.variantId }, 'an active instance first');
   t.same(selectVariantScan(snap(active), req), selectVariant(snap(active), req));

@@ -51,7 +51,9 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   const sys = await startTestSystem(t);
   const info = await registerZooModel(sys.client, 'mlp-small');
   const [v1, v2] = [info.variants.find((v) => v.precision === 'fp32' && v.maxBatch === 1)!, info.variants.find((v) => v.precision === 'int8' && v.maxBatch === 1)!];
-  const fixed = await startTestWorker(t, sys, { threads: 1, monitor: { windowMs: 250 } });
+  // Cores are shared, memory is not: the fixed worker has the memory for the first variant only.
+  const mem = (v: typeof v1) => Object.values(v.profiles)[0]?.peakMemoryBytes ?? v.sizeBytes * 2;
+  const fixed = await startTestWorker(t, sys, { threads: 1, memoryBytes: mem(v1) + Math.floor(mem(v2) / 2), monitor: { windowMs: 250 } });
   const { provisioner, vm, decisions } = await startTestController(t, sys, { cooldownMs: 1000, scaleInAfterMs: 3000 });
 
   // Anyone can publish on the events subjects: garbage must not stop the autoscaler.
@@ -67,15 +69,16 @@ t.test('queries with no room start a local worker; an idle one is drained away',
     while (Date.now() < end) { if (await fn()) return; await new Promise((r) => setTimeout(r, 200)); }
     throw new Error(`timed out waiting for ${what}; decisions: ${decisions.join(' | ')}`);
   };
-  // The second variant finds no room: INFEASIBLE until the autoscaler's new worker has joined.
+  // The second variant finds no room: NO_CAPACITY (retryable) until the autoscaler's new worker has joined.
   let served: string | undefined;
   let refusals = 0;
   await until('the second variant to be served by a new worker', 60_000, async () => {
     try {
-      served = (await qc.query({ variant: v2.id, inputs: { image }, slo: { latencyMs: 5000 } })).worker;
+      // No client-side retries: this test counts the refusals.
+      served = (await qc.query({ variant: v2.id, inputs: { image }, slo: { latencyMs: 5000 } }, { retry: false })).worker;
       return true;
     } catch (err) {
-      t.equal((err as InfaasError).code, 'INFEASIBLE', 'refused for lack of room, not lost');
+      t.equal((err as InfaasError).code, 'NO_CAPACITY', 'refused for lack of room, not lost');
       refusals++;
       return false;
     }

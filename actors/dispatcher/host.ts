@@ -7,6 +7,7 @@ import { createActor, fromPromise, waitFor } from 'xstate';
 import { Query } from '../../schemas/query.js';
 import { validate } from '../../schemas/validate.js';
 import type { InferRequest } from '../../schemas/worker.js';
+import type { AcceptedQuery } from '../worker/inference.js';
 import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
 import { ClusterView } from '../../runtime/cluster-view.js';
 import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, headerEpochMs, isJson } from '../../runtime/codec.js';
@@ -50,9 +51,14 @@ export interface DispatcherConfig {
   policy?: SelectionPolicy;
 }
 
+/** A worker in this process: queries for it are handed over in memory instead of through NATS. */
+export type LocalWorker = (query: AcceptedQuery) => void;
+
 export interface Dispatcher {
   /** Queries forwarded and refused since start. */
   readonly stats: { forwarded: number; refused: number };
+  /** Hands queries for `workerId` to a worker in this process (infaas up runs both in one). */
+  attachLocal(workerId: string, worker: LocalWorker): void;
   stop(): Promise<void>;
 }
 
@@ -65,6 +71,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   const cluster = new ClusterView(log);
   const builder = new SnapshotBuilder(registry, cluster);
   const stats = { forwarded: 0, refused: 0 };
+  const locals = new Map<string, LocalWorker>();
   let decisions = 0;
 
   const refuse = (msg: ServiceMsg, json: boolean, err: InfaasError, resultSubject?: string): void => {
@@ -119,49 +126,89 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       const first = Object.values(q.inputs)[0];
       const batch = first?.shape[0] ?? 0;
       if (!first || !Number.isInteger(batch) || batch < 1) throw new InfaasError(ErrorCode.InvalidInput, 'a query needs at least one input with at least one row (dim 0)');
-      const request: SelectionRequest = {
-        ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
-        batch, latencyMs: q.slo.latencyMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0,
-        ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
-      };
       // A client may pass an absolute deadline of its own (propagated from upstream): the earlier wins.
       const deadline = Math.min(receivedAt + q.slo.latencyMs, headerEpochMs(msg.headers, headerNames.deadline) ?? Infinity);
       const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
       if (deadline <= receivedAt) {
         throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
       }
+      // Selection judges against the effective deadline, not only the objective.
+      const budgetMs = deadline - receivedAt;
+      const request: SelectionRequest = {
+        ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
+        batch, latencyMs: budgetMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0, now: receivedAt,
+        ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
+      };
       const snap = builder.snapshot(receivedAt);
-      const sel = policy(snap, request);
+      let sel = policy(snap, request);
+      let note: string | undefined;
+      let forwardDeadline = deadline;
       if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
       if (sel.kind === 'infeasible' && sel.reason === ROOM && snap.workers.size > 0) {
         // Perhaps only the load time breaks the objective: start the load now, so the next queries
         // find the variant running, and tell this one to retry when it is ready.
         const warm = policy(snap, { ...request, ignoreLoadTime: true });
-        if (warm.kind === 'load') throw warmUp(warm, q.slo.latencyMs, receivedAt);
+        if (warm.kind === 'load') throw warmUp(warm, budgetMs, receivedAt);
+      }
+      if (sel.kind === 'infeasible' && sel.reason !== ROOM && q.slo.onInfeasible === 'closest' && sel.achievable.lowestLatencyMs !== undefined) {
+        // The paper's behaviour on request: the fastest variant at the accuracy floor, late by design.
+        const closest = policy(snap, { ...request, latencyMs: sel.achievable.lowestLatencyMs * (1 + 1e-9), ignoreLoadTime: true });
+        if (closest.kind !== 'infeasible') {
+          note = `closest: nothing meets ${q.slo.latencyMs} ms at accuracy >= ${request.minAccuracy}; served ${closest.variantId}, expected ~${(closest.expectedMs + options.pathOverheadMs).toFixed(1)} ms`;
+          forwardDeadline = receivedAt + Math.max(budgetMs, 2 * (closest.expectedMs + options.pathOverheadMs) + 1000);
+          sel = closest;
+        }
+      }
+      if (sel.kind === 'busy' && sel.loading) {
+        // The only candidate is still loading: retry advice counts down to when it is ready.
+        const w = warming.get(`${sel.workerId}.${sel.variantId}`);
+        const retryAfterMs = Math.max(1, Math.ceil(w ? Math.max(0, w.readyAt - receivedAt) + (w.readyAt <= receivedAt ? 100 : 0) : sel.retryAfterMs));
+        throw new InfaasError(ErrorCode.InstanceLoading, `${sel.variantId} is loading on ${sel.workerId}; it cannot answer within ${budgetMs} ms: retry in ~${retryAfterMs} ms`, {
+          variant: sel.variantId, worker: sel.workerId, readyInMs: retryAfterMs, retryAfterMs,
+        });
+      }
+      if (sel.kind === 'busy') {
+        // Capacity, not feasibility: refused here, cheaply, rather than after a hop to a full queue.
+        noteUnplaced(snap, request);
+        const retryAfterMs = Math.max(1, Math.ceil(sel.retryAfterMs));
+        throw new InfaasError(ErrorCode.NoCapacity, `every instance that could serve this is busy: the soonest (${sel.variantId} on ${sel.workerId}) would take ~${(sel.expectedMs + options.pathOverheadMs).toFixed(1)} ms, the budget is ${budgetMs} ms; retry in ~${retryAfterMs} ms`, {
+          variant: sel.variantId, worker: sel.workerId, expectedMs: sel.expectedMs + options.pathOverheadMs, retryAfterMs,
+        });
       }
       if (sel.kind === 'infeasible') {
         if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
-        if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)');
+        if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)', { retryAfterMs: 1000 });
+        if (sel.reason === ROOM) {
+          // Not now, not never: feasible variants exist, but no worker has the memory for one. The
+          // VM-autoscaler hears of this demand; the cluster view refreshes every second.
+          throw new InfaasError(ErrorCode.NoCapacity, `${sel.reason} (objective ${budgetMs} ms, accuracy floor ${request.minAccuracy}): no worker has the memory for a feasible variant now`, { retryAfterMs: 1000 });
+        }
         // What is achievable end to end: the profiled latency plus the serving path.
         const a = sel.achievable;
         const lowest = a.lowestLatencyMs !== undefined ? a.lowestLatencyMs + options.pathOverheadMs : undefined;
         const offer = [
           lowest !== undefined ? `lowest latency at accuracy >= ${a.atAccuracy}: ${lowest.toFixed(2)} ms` : '',
-          a.highestAccuracy !== undefined ? `highest accuracy within ${q.slo.latencyMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
+          a.highestAccuracy !== undefined ? `highest accuracy within ${budgetMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
         ].filter(Boolean).join('; ');
-        throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${q.slo.latencyMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable now: ${offer}` : ''}`, {
-          reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs,
+        throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${budgetMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable: ${offer}` : ''}${lowest !== undefined ? '; send slo.onInfeasible "closest" to be served the fastest anyway' : ''}`, {
+          reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: budgetMs, pathOverheadMs: options.pathOverheadMs,
           ...(lowest !== undefined ? { lowestLatencyMs: lowest } : {}), ...(a.highestAccuracy !== undefined ? { highestAccuracy: a.highestAccuracy } : {}),
         });
       }
       const forward: InferRequest = {
         ...(q.id !== undefined ? { id: q.id } : {}), variant: sel.variantId, inputs: q.inputs,
         ...(resultSubject ? { resultSubject } : {}), ...(sel.kind === 'load' ? { load: true } : {}), ...(q.variant ? { pinned: true } : {}),
+        ...(note ? { note } : {}),
       };
-      const enc = encodePayload(forward, json);
-      enc.headers.set(headerNames.deadline, String(deadline));
-      enc.headers.set(headerNames.start, String(startedAt));
-      nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
+      const local = locals.get(sel.workerId);
+      if (local) {
+        local({ req: forward, deadline: forwardDeadline, startedAt, receivedAt, route: { json, ...(msg.reply ? { reply: msg.reply } : {}), ...(resultSubject ? { resultSubject } : {}) } });
+      } else {
+        const enc = encodePayload(forward, json);
+        enc.headers.set(headerNames.deadline, String(forwardDeadline));
+        enc.headers.set(headerNames.start, String(startedAt));
+        nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
+      }
       if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);
       builder.noteSent(sel.workerId, sel.variantId);
       stats.forwarded++;
@@ -173,21 +220,26 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   };
 
   // Loads started for queries whose objective only the load time broke: one per variant and worker
-  // until the instance shows up in KV (or WARM_UP_MS passes), whatever the query rate.
-  const warming = new Map<string, number>();
-  const warmUp = (sel: Extract<Selection, { kind: 'load' }>, objectiveMs: number, now: number): InfaasError => {
+  // (the worker's ifAbsent makes it one across controllers too) until the instance shows up in KV;
+  // asked again if it has not appeared well after it was due. Retry advice counts down to readiness.
+  const warming = new Map<string, { readyAt: number; askAgainAt: number }>();
+  const warmUp = (sel: Extract<Selection, { kind: 'load' }>, budgetMs: number, now: number): InfaasError => {
     const key = `${sel.workerId}.${sel.variantId}`;
-    const readyInMs = Math.max(0, sel.expectedMs);
-    if ((warming.get(key) ?? 0) < now) {
-      warming.set(key, now + WARM_UP_MS);
-      nc.request(subjects.worker.load(sel.workerId), encodeJson({ variant: sel.variantId, noWait: true }), { timeout: 5000 })
+    let w = warming.get(key);
+    if (!w || w.askAgainAt < now) {
+      w = { readyAt: now + Math.max(0, sel.expectedMs), askAgainAt: now + Math.max(WARM_UP_MS, 2 * sel.expectedMs) };
+      warming.set(key, w);
+      nc.request(subjects.worker.load(sel.workerId), encodeJson({ variant: sel.variantId, noWait: true, ifAbsent: true }), { timeout: 5000 })
         .catch((err) => log.warn({ err: (err as Error).message, variant: sel.variantId }, 'warm-up load request failed'));
       log.info({ variant: sel.variantId, worker: sel.workerId }, 'warming up a variant for a tight objective');
     }
-    return new InfaasError(ErrorCode.InstanceLoading, `${sel.variantId} fits this objective but was not running; it is loading on ${sel.workerId}: retry in ~${readyInMs.toFixed(0)} ms (loading does not fit in ${objectiveMs} ms)`, {
-      variant: sel.variantId, worker: sel.workerId, readyInMs,
+    // Past its due time and still not visible: the view lags by up to a heartbeat.
+    const retryAfterMs = Math.max(w.readyAt - now, 0) + (w.readyAt <= now ? 100 : 0);
+    return new InfaasError(ErrorCode.InstanceLoading, `${sel.variantId} fits this objective but was not running; it is loading on ${sel.workerId}: retry in ~${retryAfterMs.toFixed(0)} ms (loading does not fit in ${budgetMs} ms)`, {
+      variant: sel.variantId, worker: sel.workerId, readyInMs: retryAfterMs, retryAfterMs,
     });
   };
+  builder.onInstance((workerId, variantId) => { warming.delete(`${workerId}.${variantId}`); });
 
   // Demand that found no room: reported once a second per hardware class for the VM-autoscaler.
   const unplaced = new Map<string, number>();
@@ -238,6 +290,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   log.info('dispatcher serving infaas.query');
   return {
     stats,
+    attachLocal: (workerId, worker) => { locals.set(workerId, worker); },
     stop: async () => {
       actor.send({ type: 'stop.requested' });
       await waitFor(actor, (x) => x.status === 'done');

@@ -3,6 +3,7 @@
 // share it. `selectVariant` answers from an index of the snapshot built once per snapshot object;
 // `selectVariantScan` is the same policy as a plain scan of every profile and worker, kept as the
 // reference the index must agree with (test/select-variant.test.ts, bench/selection.ts).
+import { latencyCurve } from '../instance/batching.js';
 
 export interface CandidateProfile {
   variantId: string;
@@ -33,8 +34,10 @@ export interface InstanceView {
   variantId: string;
   workerId: string;
   state: InstanceState;
-  /** Queued plus in flight: last report plus what this dispatcher sent since. */
+  /** Rows queued plus in flight: last report plus what this dispatcher sent since. */
   outstanding: number;
+  /** When the instance last reported (epoch ms): the work it had then drains at its profiled rate. */
+  reportedAt?: number;
 }
 
 export interface Snapshot {
@@ -53,11 +56,15 @@ export interface SelectionRequest {
   maxCostPerQuery?: number;
   /** Choose a variant to load even if its load time exceeds the objective (to warm it up for the next queries). */
   ignoreLoadTime?: boolean;
+  /** Decision time, epoch ms (for draining reported queues); default: queues as reported. */
+  now?: number;
 }
 
 export type Selection =
   | { kind: 'running'; variantId: string; workerId: string; expectedMs: number; costPerQuery: number }
   | { kind: 'load'; variantId: string; workerId: string; expectedMs: number; costPerQuery: number }
+  /** Instances of feasible variants exist but none would finish in time now: retry later (the autoscalers add capacity). */
+  | { kind: 'busy'; variantId: string; workerId: string; expectedMs: number; retryAfterMs: number; loading: boolean }
   | {
       kind: 'infeasible';
       reason: string;
@@ -96,10 +103,11 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
   const byId = new Map(feasible.map((p) => [`${p.variantId}@${p.hardwareClass}`, p]));
 
-  // 1. A running, healthy instance: least outstanding work first, then cost; else one that is
-  //    loading, if the objective allows its load time (the worker holds the query until it is ready).
-  const best = bestInstance(s, r, s.instances, byId, false) ?? bestInstance(s, r, s.instances, byId, true);
-  if (best) return best;
+  // 1. A running instance expected to finish first (healthy before overloaded or interfered), else
+  //    one that is loading, if the objective allows its load time (the worker holds the query until it is ready).
+  const best = bestInstance(s, r, s.instances, byId);
+  if (best?.kind === 'running') return best;
+  const hosting = best ? workersHosting(s.instances, byId, s) : undefined;
 
   // 2. Load the cheapest feasible variant on the worker with most headroom; load time counts.
   let load: Extract<Selection, { kind: 'load' }> | undefined;
@@ -110,8 +118,12 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
     if (list) list.push(p); else byClass.set(p.hardwareClass, [p]);
   }
   for (const w of s.workers.values()) {
+    // 2a. Not beside a busy instance of a feasible variant: more instances on the same cores add
+    //     no capacity (the worker's model-autoscaler replicates when a core is idle).
+    if (hosting?.has(w.id)) continue;
     for (const p of byClass.get(w.hardwareClass) ?? []) {
-      if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
+      // Cores are shared by a worker's instances; memory is what a load must find.
+      if (p.peakMemoryBytes > w.freeMemoryBytes) continue;
       const ms = latencyFor(p, r.batch)!;
       if (!r.ignoreLoadTime && p.loadMs + ms > r.latencyMs) continue;
       const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
@@ -124,6 +136,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
     }
   }
   if (load) return load;
+  if (best) return best;
 
   const lat = mine.filter((p) => p.accuracy >= floor).map((p) => latencyFor(p, r.batch)).filter((v): v is number => v !== undefined);
   const acc = mine.filter((p) => withinObjective(p, r)).map((p) => p.accuracy);
@@ -266,12 +279,30 @@ export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
     feasible.push(p);
     feasibleMs.push(ms);
   }
-  return runningFromIndex(s, ix.cluster, r, feasible)
-    ?? loadFromIndex(ix.cluster, r, feasible, feasibleMs)
+  const best = runningFromIndex(s, ix.cluster, r, feasible);
+  if (best?.kind === 'running') return best;
+  return loadFromIndex(ix.cluster, r, feasible, feasibleMs, best ? workersHosting(s.instances, undefined, s, ix.cluster, feasible) : undefined)
+    ?? best
     ?? infeasible(r, floor, matched, feasible.length, lowest, highest);
 }
 
-function runningFromIndex(s: Snapshot, ix: SnapshotIndex['cluster'], r: SelectionRequest, feasible: CandidateProfile[]): Selection | undefined {
+/** Workers with a (not draining) instance of a feasible variant. */
+function workersHosting(instances: readonly InstanceView[], byId: Map<string, CandidateProfile> | undefined, s: Snapshot, ix?: SnapshotIndex['cluster'], feasible?: CandidateProfile[]): Set<string> {
+  const out = new Set<string>();
+  if (ix && feasible) {
+    for (const p of feasible) {
+      for (const i of ix.instancesAt.get(p.variantId)?.get(p.hardwareClass) ?? []) if (instances[i].state !== 'draining') out.add(instances[i].workerId);
+    }
+    return out;
+  }
+  for (const inst of instances) {
+    const w = s.workers.get(inst.workerId);
+    if (w && inst.state !== 'draining' && byId!.has(`${inst.variantId}@${w.hardwareClass}`)) out.add(w.id);
+  }
+  return out;
+}
+
+function runningFromIndex(s: Snapshot, ix: SnapshotIndex['cluster'], r: SelectionRequest, feasible: CandidateProfile[]): Extract<Selection, { kind: 'running' | 'busy' }> | undefined {
   // Like the scan's map, the last feasible profile of a variant@class wins.
   const byId = new Map<string, CandidateProfile>();
   const at: number[] = [];
@@ -285,46 +316,85 @@ function runningFromIndex(s: Snapshot, ix: SnapshotIndex['cluster'], r: Selectio
   if (at.length === 0) return undefined;
   at.sort((a, b) => a - b);
   const instances = at.map((i) => s.instances[i]);
-  return bestInstance(s, r, instances, byId, false) ?? bestInstance(s, r, instances, byId, true);
+  return bestInstance(s, r, instances, byId);
 }
 
-/** The least busy instance (cost breaking ties) of a feasible variant: active ones, or loading ones whose load fits the objective. */
-function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterable<InstanceView>, byId: Map<string, CandidateProfile>, loading: boolean): Extract<Selection, { kind: 'running' }> | undefined {
+/** Health ranks before expected completion: an overloaded or interfered instance is used only when no active one is available. */
+const RANK: Partial<Record<InstanceState, number>> = { active: 0, interfered: 1, overloaded: 1, loading: 2 };
+
+/**
+ * The instance of a feasible variant expected to finish this query first (its queue included, as
+ * reported and drained at the profiled rate since, plus what this dispatcher sent), healthy ones
+ * before overloaded or interfered ones, loading ones only after those; cost breaks ties. One that
+ * would finish within the objective is 'running'; when none would, the soonest is 'busy', with the
+ * shortfall as retry advice. Draining instances take nothing.
+ */
+function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterable<InstanceView>, byId: Map<string, CandidateProfile>): Extract<Selection, { kind: 'running' | 'busy' }> | undefined {
   let best: Extract<Selection, { kind: 'running' }> | undefined;
-  let bestLoad = Infinity;
+  let bestRank = Infinity;
+  let soonest: Extract<Selection, { kind: 'busy' }> | undefined;
   for (const inst of instances) {
-    if (inst.state !== (loading ? 'loading' : 'active')) continue;
+    const rank = RANK[inst.state];
+    if (rank === undefined) continue;
     const w = s.workers.get(inst.workerId);
     const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
     if (!w || !p) continue;
     const ms = latencyFor(p, r.batch)!;
-    const expectedMs = loading ? p.loadMs + ms : ms;
-    if (loading && expectedMs > r.latencyMs) continue;
+    const expectedMs = inst.state === 'loading' ? p.loadMs + ms : expectedCompletionMs(p, pendingRows(p, inst, r.now), r.batch);
+    if (expectedMs > r.latencyMs) {
+      if (!soonest || expectedMs < soonest.expectedMs) soonest = { kind: 'busy', variantId: inst.variantId, workerId: w.id, expectedMs, retryAfterMs: expectedMs - r.latencyMs, loading: inst.state === 'loading' };
+      continue;
+    }
+    if (rank > bestRank) continue;
     const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
     if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
-    if (inst.outstanding < bestLoad || (inst.outstanding === bestLoad && best && cost < best.costPerQuery)) {
+    if (!best || rank < bestRank || expectedMs < best.expectedMs || (expectedMs === best.expectedMs && cost < best.costPerQuery)) {
       best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs, costPerQuery: cost };
-      bestLoad = inst.outstanding;
+      bestRank = rank;
     }
   }
-  return best;
+  return best ?? soonest;
+}
+
+/** Rows still ahead at an instance: as reported, less what it has served since at its profiled full-batch rate. */
+function pendingRows(p: CandidateProfile, inst: InstanceView, now?: number): number {
+  if (now === undefined || inst.reportedAt === undefined || inst.outstanding === 0) return inst.outstanding;
+  const full = latencyFor(p, p.maxBatch) ?? 0;
+  const served = full > 0 ? ((now - inst.reportedAt) * p.maxBatch) / full : Infinity;
+  return Math.max(0, Math.round(inst.outstanding - served));
+}
+
+const curves = new WeakMap<CandidateProfile, (rows: number) => number>();
+
+/**
+ * When a query of `rows` sent to an instance with `outstanding` rows ahead of it would finish, from
+ * the profile: the work ahead in full batches and a partial one, then its own batch (the worker's
+ * latency curve, interpolated between profiled batch sizes).
+ */
+export function expectedCompletionMs(p: CandidateProfile, outstanding: number, rows: number): number {
+  let curve = curves.get(p);
+  if (!curve) curves.set(p, curve = latencyCurve(p.latency));
+  const rest = outstanding % p.maxBatch;
+  return Math.floor(outstanding / p.maxBatch) * curve(p.maxBatch) + (rest > 0 ? curve(rest) : 0) + curve(rows);
 }
 
 /**
  * The scan's winner: lowest cost, then most room, then first in worker order, then in profile
  * order. Prices are numbers >= 0 (the worker record's schema), so the price order is the cost order.
  */
-function loadFromIndex(ix: SnapshotIndex['cluster'], r: SelectionRequest, feasible: CandidateProfile[], feasibleMs: number[]): Selection | undefined {
+function loadFromIndex(ix: SnapshotIndex['cluster'], r: SelectionRequest, feasible: CandidateProfile[], feasibleMs: number[], hosting?: Set<string>): Selection | undefined {
   let best: { p: CandidateProfile; w: WorkerView; ms: number; cost: number; room: number; order: number; at: number } | undefined;
   for (let at = 0; at < feasible.length; at++) {
     const p = feasible[at];
     const ms = feasibleMs[at];
     if (!r.ignoreLoadTime && p.loadMs + ms > r.latencyMs) continue;
     for (const { w, order } of ix.workersByClass.get(p.hardwareClass) ?? []) {
+      if (hosting?.has(w.id)) continue;
       const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       // Workers come cheapest first: every later one costs at least as much.
       if ((best && cost > best.cost) || (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery)) break;
-      if (p.threads > w.freeThreads || p.peakMemoryBytes > w.freeMemoryBytes) continue;
+      // Cores are shared by a worker's instances; memory is what a load must find.
+      if (p.peakMemoryBytes > w.freeMemoryBytes) continue;
       const room = w.freeThreads - p.threads;
       if (!best || cost < best.cost || (cost === best.cost && (room > best.room
         || (room === best.room && (order < best.order || (order === best.order && at < best.at)))))) {

@@ -15,6 +15,8 @@ export class SnapshotBuilder {
   private byInstance = new Map<string, InstanceView>();
   /** Queries sent per "<worker>.<variant>" since that instance's last stats record. */
   private readonly sent = new Map<string, number>();
+  /** When each "<worker>.<variant>" last reported, by this process's clock. */
+  private readonly reportedAt = new Map<string, number>();
 
   /**
    * @param minRebuildMs Worker and instance records change about once a second each (hundreds of
@@ -24,7 +26,24 @@ export class SnapshotBuilder {
     // Registry changes are rare and cost a full rebuild of the profile list (~10 ms for 5,000
     // profiles); cluster changes are constant and rebuild only workers and instances (~0.2 ms).
     registry.onChange(() => { this.profiles = undefined; this.cached = undefined; });
-    cluster.onChange(() => { this.clusterDirty = true; this.sent.clear(); });
+    // What this dispatcher sent to an instance since its last report stays counted until that
+    // instance reports again (other records changing say nothing about its queue).
+    cluster.onChange((bucket, key) => {
+      this.clusterDirty = true;
+      const r = bucket === 'instances' ? cluster.instances.get(key) : undefined;
+      if (r) {
+        this.sent.delete(`${r.worker}.${r.variant}`);
+        this.reportedAt.set(`${r.worker}.${r.variant}`, Date.now());
+        if (r.state !== 'loading') for (const l of this.instanceListeners) l(r.worker, r.variant);
+      }
+    });
+  }
+
+  private readonly instanceListeners: ((workerId: string, variantId: string) => void)[] = [];
+
+  /** Called when an instance of a variant on a worker reports a state past loading. */
+  onInstance(listener: (workerId: string, variantId: string) => void): void {
+    this.instanceListeners.push(listener);
   }
 
   noteSent(workerId: string, variantId: string): void {
@@ -95,9 +114,11 @@ export class SnapshotBuilder {
     this.byInstance = new Map();
     for (const r of this.cluster.instances.values()) {
       if (!workers.has(r.worker) || r.state === 'unloaded' || r.state === 'failed') continue;
+      const k = `${r.worker}.${r.variant}`;
+      // inFlight counts every accepted query not yet answered, queued ones included.
       const view: InstanceView = {
         variantId: r.variant, workerId: r.worker, state: r.state,
-        outstanding: r.queueLength + r.inFlight + (this.sent.get(`${r.worker}.${r.variant}`) ?? 0),
+        outstanding: Math.max(r.queueLength, r.inFlight) + (this.sent.get(k) ?? 0), reportedAt: this.reportedAt.get(k) ?? now,
       };
       instances.push(view);
       this.byInstance.set(`${r.worker}.${r.variant}`, view);

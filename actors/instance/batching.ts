@@ -1,23 +1,22 @@
-// Pure policy: run the queued queries now, or wait (and how long) for a fuller batch. Decided from
+// Pure policy: run the queued queries now, or let them wait behind the batch in flight. Decided from
 // the profiled latency curve and the earliest deadline in the queue, never waiting past what the
-// earliest query can afford. Groundwork for the worker issue.
+// earliest query can afford.
 
 export interface BatchingInput {
   /** Milliseconds since the epoch, like the deadlines. */
   now: number;
-  /** Queued queries' absolute deadlines, oldest query first. */
-  deadlines: number[];
+  /** Queries queued, and the earliest of their absolute deadlines. */
+  queued: number;
+  earliestDeadline: number;
   maxBatch: number;
   /** Profiled p50 latency of one call with a batch of b (interpolated between profiled sizes). */
   latencyMs: (batch: number) => number;
-  /** Recent arrivals per second for this instance. */
-  arrivalRate: number;
-  /** Upper bound on any wait, whatever the slack (keeps tail latency bounded at low load). */
-  maxWaitMs: number;
-  /** Head-room kept for scheduling noise when computing slack. */
-  marginMs: number;
   /** Fixed cost of one batch beyond the profiled inference (thread hop, event loop); default 0. */
   overheadMs?: number;
+  /** Rows queued (a query of n rows counts n); default one per query. */
+  rows?: number;
+  /** Batches in flight on the session; default 0 (idle). */
+  running?: number;
 }
 
 /**
@@ -55,30 +54,23 @@ export function latencyCurve(points: { batch: number; p50Ms: number }[]): (batch
   };
 }
 
-/** Below this share of its unbatched capacity an instance runs what it has instead of waiting. */
-export const LIGHT_LOAD = 0.5;
-
+/**
+ * Work-conserving batching: an idle session runs whatever is queued at once, and a fuller batch forms
+ * by itself while a run is in progress (arrivals queue behind it). Waiting on an idle session for a
+ * batch to fill was measured to cost 5x the throughput in a closed loop of 8 clients: the queued
+ * queries' senders were the only ones left to send, so the batch never filled and every query paid
+ * the whole wait (docs/benchmarks.md, saturation). With a run in flight, a full batch is pipelined
+ * to the session (so the thread never idles between runs); a partial one waits for the run to end,
+ * since the session runs one batch at a time and handing it over early would not finish it sooner.
+ * The wait is bounded by the moment the earliest query could no longer finish, when the host
+ * answers it DEADLINE_EXCEEDED instead of computing it.
+ */
 export function decideBatch(x: BatchingInput): BatchDecision {
-  const queued = x.deadlines.length;
+  const queued = x.queued;
   if (queued === 0) return { action: 'idle' };
-  if (queued >= x.maxBatch) return { action: 'run', size: x.maxBatch, why: 'batch full' };
-  // A loop, not Math.min(...): a long queue would overflow the argument stack.
-  let earliest = Infinity;
-  for (const d of x.deadlines) if (d < earliest) earliest = d;
-  const slack = earliest - x.now - x.latencyMs(x.maxBatch) - x.marginMs;
-  if (slack <= 0) return { action: 'run', size: queued, why: 'earliest deadline cannot afford a wait' };
-  // Waiting pays only if a fuller batch serves each query more cheaply...
-  const overhead = x.overheadMs ?? 0;
-  const perQueryNow = (x.latencyMs(queued) + overhead) / queued;
-  const perQueryFull = (x.latencyMs(x.maxBatch) + overhead) / x.maxBatch;
-  if (perQueryFull >= perQueryNow * 0.95) return { action: 'run', size: queued, why: 'bigger batches are not cheaper per query' };
-  if (x.arrivalRate <= 0) return { action: 'run', size: queued, why: 'no arrivals expected' };
-  // ...and only when the instance is busy enough to need the throughput: below half its unbatched
-  // capacity, queries served one by one never queue, and a wait would only add latency.
-  const unbatchedLoad = (x.arrivalRate * (x.latencyMs(1) + overhead)) / 1000;
-  if (unbatchedLoad < LIGHT_LOAD) return { action: 'run', size: queued, why: `light load (${(unbatchedLoad * 100).toFixed(0)}% of unbatched capacity)` };
-  const toFill = ((x.maxBatch - queued) / x.arrivalRate) * 1000;
-  const ms = Math.min(slack, toFill, x.maxWaitMs);
-  if (ms < 0.05) return { action: 'run', size: queued, why: 'wait would be negligible' };
-  return { action: 'wait', ms, why: `slack ${slack.toFixed(2)} ms, batch fills in ~${toFill.toFixed(2)} ms` };
+  const rows = x.rows ?? queued;
+  if (rows >= x.maxBatch) return { action: 'run', size: x.maxBatch, why: 'batch full' };
+  if ((x.running ?? 0) === 0) return { action: 'run', size: rows, why: 'session idle' };
+  const ms = Math.max(0, x.earliestDeadline - x.now - x.latencyMs(1) - (x.overheadMs ?? 0));
+  return { action: 'wait', ms, why: 'a batch is running; the next one fills behind it' };
 }

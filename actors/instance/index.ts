@@ -1,6 +1,6 @@
 // The variant-instance actor's public door: lifecycle, batching policy, input checks and the host.
 export { instanceMachine, type InstanceContext, type InstanceEvent, type InstanceInput } from './machine.js';
-export { BATCH_OVERHEAD_MS, LIGHT_LOAD, capacityQps, decideBatch, latencyCurve, type BatchDecision, type BatchingInput } from './batching.js';
+export { BATCH_OVERHEAD_MS, capacityQps, decideBatch, latencyCurve, type BatchDecision, type BatchingInput } from './batching.js';
 export { checkInputs, concatBatch, splitOutputs, zeroInputs, type CheckedInputs } from './inputs.js';
 export { VariantInstance, stateName, type InstanceDeps } from './host.js';
 export {

@@ -9,7 +9,7 @@ import type { CheckedInputs } from './inputs.js';
 /** What the host needs from a loaded session (a ThreadedSession in production). */
 export interface InstanceSession {
   readonly loadMs: number;
-  run(feeds: Record<string, Feed>): Promise<{ outputs: Record<string, Feed>; ms: number }>;
+  run(feeds: Record<string, Feed>): Promise<{ outputs: Record<string, Feed>; ms: number; busyMs?: number }>;
   close(): Promise<void>;
   onExit(cb: (err?: Error) => void): void;
 }
@@ -27,8 +27,6 @@ export interface InstanceSpec {
 }
 
 export interface InstanceOptions {
-  /** Upper bound on a batching wait, whatever the slack. */
-  maxWaitMs: number;
   /** Scheduling head-room kept when judging whether a query can still finish in time. */
   marginMs: number;
 }
@@ -39,7 +37,7 @@ export interface InstanceOptions {
  */
 export const SESSION_START_MS = 200;
 
-export const defaultInstanceOptions: InstanceOptions = Object.freeze({ maxWaitMs: 5, marginMs: 0.5 });
+export const defaultInstanceOptions: InstanceOptions = Object.freeze({ marginMs: 0.5 });
 
 export type Outcome = { result: QueryResult } | { error: InfaasError };
 
@@ -50,6 +48,8 @@ export interface QueuedQuery {
   deadline: number;
   startedAt: number;
   receivedAt: number;
+  /** Copied into the answer (why it is not what the query asked for). */
+  note?: string;
   answer: (outcome: Outcome) => void;
 }
 

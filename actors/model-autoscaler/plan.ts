@@ -4,7 +4,8 @@
 // Rules (INFaaS's model-autoscaler, reworked for a worker's thread and memory budget):
 // - A group is the instances of one variant in loading/active/overloaded/interfered. Draining,
 //   unloaded and failed instances belong to no group, but draining ones still run, so they count
-//   toward the reserved threads/memory. A group with a loading instance waits (capacity is on its
+//   toward the memory in use, and toward the busy cores while they have work (cores are shared:
+//   an idle instance holds memory, not a core). A group with a loading instance waits (capacity is on its
 //   way) and restarts its low-demand streak; so does one whose variant is unknown or unprofiled.
 // - At most one action per group per call, none within cooldownMs of its last one. Every action
 //   stamps lastActionAt and clears lowSince. Actions in one call draw on one running total of
@@ -133,7 +134,8 @@ function reservedBy(snap: WorkerScalingSnapshot): Budget {
   for (const i of snap.instances) {
     if (!reserving.has(i.state)) continue;
     const v = snap.variants.get(i.variant);
-    r.threads += i.threads ?? v?.threads ?? 0;
+    // Cores are shared, not reserved: an instance with nothing to do uses memory, not a core.
+    if (i.state === 'loading' || i.arrivalRate > 0 || i.queueLength > 0) r.threads += i.threads ?? v?.threads ?? 0;
     r.memoryBytes += i.memoryBytes ?? v?.memoryBytes ?? 0;
   }
   return r;

@@ -11,6 +11,9 @@ export interface InstanceSample {
   /** Queue length at the end of the window, and its growth over the window (queries). */
   queueLength: number;
   queueGrowth: number;
+  /** Queries answered or refused in the window, and how many of them missed (or could not make) their deadline. */
+  queries?: number;
+  deadlineMisses?: number;
   /** Observed and profiled median latency of the batch sizes run in this window. */
   latency: { batch: number; observedMs: number; profiledMs: number }[];
 }
@@ -28,6 +31,8 @@ export interface ClassifierThresholds {
   windows: number;
   /** A queue longer than this many queries counts as backlog. */
   backlogQueries: number;
+  /** A window in which more than this share of queries missed their deadlines is overloaded, whatever the profile says. */
+  missShare: number;
   /**
    * Milliseconds added to each profiled latency before comparing: an isolated run after an idle
    * gap pays a thread wake-up and cold caches (measured 0.06-0.3 ms on the dev VM) that the
@@ -49,6 +54,7 @@ export const defaultThresholds: ClassifierThresholds = Object.freeze({
   interferenceExit: 1.2,
   windows: 2,
   backlogQueries: 8,
+  missShare: 0.01,
   allowanceMs: 0.25,
 });
 
@@ -73,9 +79,11 @@ export function slowdown(sample: InstanceSample, allowanceMs = 0): number | unde
 /** What this window alone says, given the current verdict (the exit thresholds apply inside a state). */
 function indicated(current: Verdict, s: InstanceSample, load: number, ratio: number | undefined, th: ClassifierThresholds): Verdict {
   const backlog = s.queueLength > th.backlogQueries && s.queueGrowth > 0;
+  // Observed misses overrule the computed capacity: an instance missing deadlines is never "active at 40 %".
+  const missing = (s.deadlineMisses ?? 0) > Math.max(2, th.missShare * (s.queries ?? 0));
   const overloaded = current === 'overloaded'
-    ? load >= th.overloadExit || s.queueLength > th.backlogQueries
-    : load > th.overloadEnter || backlog;
+    ? load >= th.overloadExit || s.queueLength > th.backlogQueries || missing
+    : load > th.overloadEnter || backlog || missing;
   if (overloaded) return 'overloaded';
   if (ratio === undefined) return current === 'overloaded' ? 'active' : current;
   const interfered = current === 'interfered' ? ratio >= th.interferenceExit : ratio >= th.interferenceEnter;
@@ -89,7 +97,8 @@ export function classifyInstance(prev: ClassifierState, sample: InstanceSample, 
   const ratio = slowdown(sample, th.allowanceMs);
   const next = indicated(prev.verdict, sample, load, ratio, th);
   const streak = next === prev.pending ? prev.streak + 1 : 1;
-  const reason = `load ${(load * 100).toFixed(0)}% of capacity, queue ${sample.queueLength} (${sample.queueGrowth >= 0 ? '+' : ''}${sample.queueGrowth}), latency x${ratio === undefined ? '-' : ratio.toFixed(2)} of profile`;
+  const misses = sample.deadlineMisses ? `, ${sample.deadlineMisses} of ${sample.queries ?? '?'} missed deadlines` : '';
+  const reason = `load ${(load * 100).toFixed(0)}% of capacity${misses}, queue ${sample.queueLength} (${sample.queueGrowth >= 0 ? '+' : ''}${sample.queueGrowth}), latency x${ratio === undefined ? '-' : ratio.toFixed(2)} of profile`;
   if (next !== prev.verdict && streak >= th.windows) {
     return { state: { verdict: next, pending: next, streak }, changed: true, reason };
   }

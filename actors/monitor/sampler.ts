@@ -53,6 +53,7 @@ export class InstanceSampler {
       if (inst.spec.profile && inst.serving) {
         const sample: InstanceSample = {
           arrivalRate, capacity: inst.capacityQps, queueLength: w.queueLength, queueGrowth: w.queueLength - prevQueue,
+          queries: w.completions + w.deadlineMisses, deadlineMisses: w.deadlineMisses,
           latency: latency.map((l) => ({ batch: l.batch, observedMs: l.observedMs, profiledMs: l.profiledMs })),
         };
         const c = classifyInstance(this.classifiers.get(id) ?? initialClassifierState, sample, this.thresholds);

@@ -26,6 +26,8 @@ export function addControlEndpoints(srv: Service, d: ControlDeps): void {
     name: 'load', subject: subjects.worker.load(id), schema: LoadRequest,
     handle: async (req) => {
       if (d.draining()) throw new InfaasError(ErrorCode.WorkerDraining, `${id} is draining`);
+      const present = req.ifAbsent ? d.instances().find((i) => i.spec.variant === req.variant && i.accepting) : undefined;
+      if (present && req.noWait) return d.record(present);
       if (req.noWait) return d.record(d.startInstance(req.variant));
       return d.record(await d.load(req.variant));
     },

@@ -13,11 +13,12 @@ import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
 import { kvPut, objectBytes, type Stores } from '../../runtime/store.js';
 import { ThreadedSession } from '../../runtime/threaded-session.js';
+import { InlineSession } from '../../runtime/inline-session.js';
 import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/index.js';
 import { CpuSampler, InstanceSampler, defaultMonitorOptions, monitorMachine, type MonitorOptions } from '../monitor/index.js';
 import { autoscalerMachine, defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/index.js';
 import { ScalingRunner } from './scaling.js';
-import { defaultInferenceOptions, inferenceHandler, type InferenceOptions, type Router } from './inference.js';
+import { defaultInferenceOptions, inferenceHandler, type AcceptedQuery, type InferenceOptions, type Router } from './inference.js';
 import { workerMachine } from './machine.js';
 import { addControlEndpoints } from './control.js';
 
@@ -40,6 +41,12 @@ export interface WorkerConfig {
   autoscale?: boolean;
   instance?: Partial<InstanceOptions>;
   inference?: Partial<InferenceOptions>;
+  /**
+   * Variants whose profiled run at their largest batch takes at most this many milliseconds run on
+   * the worker's event loop instead of a session thread (the hop costs more than such a run: see
+   * docs/worker.md). Default 1; 0 puts every variant on a thread.
+   */
+  inlineBelowMs?: number;
   /** Called once the worker has drained and withdrawn (after a drain request or stop()). */
   onStopped?: () => void;
 }
@@ -54,6 +61,11 @@ export interface Worker {
   unload(instanceId: string): Promise<void>;
   /** Drain everything, withdraw from KV and the bus; resolves when done. */
   stop(): Promise<void>;
+  /**
+   * Takes a query that a dispatcher in this process has already decoded and validated, as the
+   * infer endpoint would after its own decoding: no second hop through NATS.
+   */
+  accept(query: AcceptedQuery): void;
 }
 
 /**
@@ -91,6 +103,12 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     return p?.status === 'done' ? p : undefined;
   };
 
+  const inlineBelowMs = config.inlineBelowMs ?? 1;
+  /** A profiled, single-threaded CPU variant whose largest batch runs within inlineBelowMs. */
+  const inline = (p: ProfileRecord | undefined): boolean => {
+    const full = p?.latency?.reduce((a, l) => Math.max(a, l.p50Ms), 0);
+    return full !== undefined && full > 0 && full <= inlineBelowMs;
+  };
   const live = () => [...instances.values()].filter((i) => i.state !== 'unloaded' && i.state !== 'failed');
   const reserved = () => live().reduce((a, i) => ({ threads: a.threads + i.spec.threads, memory: a.memory + i.spec.memoryBytes }), { threads: 0, memory: 0 });
 
@@ -128,10 +146,14 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     if (!m) throw new InfaasError(ErrorCode.ModelNotFound, `model ${v.model} of variant ${variantId} is not in the registry`);
     const p = profileOf(variantId);
     const memory = p?.peakMemoryBytes ?? v.sizeBytes * 2;
+    // Cores are shared by all instances (runs queue for them); memory is the hard limit. When it is
+    // short, idle instances of other variants are unloaded, least recently used first.
+    // (An evicted instance is idle: it releases its session as soon as it is told to drain.)
+    const freed = reserved().memory + memory > memoryBytes ? evictFor(variantId, memory) : 0;
     const r = reserved();
-    if (r.threads + v.intraOpThreads > threads || r.memory + memory > memoryBytes) {
-      throw new InfaasError(ErrorCode.NoCapacity, `no room for ${variantId} on ${id}: needs ${v.intraOpThreads} threads and ${mb(memory)}, ${threads - r.threads} threads and ${mb(memoryBytes - r.memory)} free`, {
-        threadsFree: threads - r.threads, memoryFree: memoryBytes - r.memory,
+    if (r.memory - freed + memory > memoryBytes) {
+      throw new InfaasError(ErrorCode.NoCapacity, `no room for ${variantId} on ${id}: needs ${mb(memory)}, ${mb(memoryBytes - r.memory)} free and no idle instance to unload`, {
+        memoryFree: memoryBytes - r.memory,
       });
     }
     const spec: InstanceSpec = {
@@ -143,13 +165,30 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     const inst = new VariantInstance({
       spec, log, onState, options: config.instance,
       worker: { id, hardwareClass, pricePerHour, threads },
-      open: async () => ThreadedSession.open(await objectBytes(stores.repository, v.object), {
-        graphOptimizationLevel: v.optLevel, intraOpThreads: v.intraOpThreads, executionProvider: v.executionProvider,
-      }),
+      open: async () => {
+        const session = { graphOptimizationLevel: v.optLevel, intraOpThreads: v.intraOpThreads, executionProvider: v.executionProvider };
+        const bytes = await objectBytes(stores.repository, v.object);
+        return inline(p) ? InlineSession.open(bytes, session) : ThreadedSession.open(bytes, session);
+      },
     });
     instances.set(spec.id, inst);
     log.info({ instance: spec.id, variant: v.id }, 'loading instance');
     return inst;
+  };
+
+  /** Starts draining idle instances (nothing queued or running) of other variants, oldest arrival first, until `memory` would fit; the bytes they free. */
+  const evictFor = (variantId: string, memory: number): number => {
+    const idle = live().filter((i) => i.spec.variant !== variantId && i.serving && i.queueLength === 0 && i.inFlight === 0)
+      .sort((a, b) => a.lastArrivalAt - b.lastArrivalAt);
+    let free = memoryBytes - reserved().memory;
+    for (const i of idle) {
+      if (free >= memory) break;
+      free += i.spec.memoryBytes;
+      log.info({ instance: i.spec.id, variant: i.spec.variant, for: variantId }, 'unloading an idle instance to make room');
+      event('instance.evicted', `${i.spec.id} (${i.spec.variant}) unloaded to make room for ${variantId}`, { instance: i.spec.id, variant: i.spec.variant });
+      void i.drain();
+    }
+    return free - (memoryBytes - reserved().memory);
   };
 
   const load = async (variantId: string): Promise<VariantInstance> => {
@@ -221,7 +260,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
       }
       const wait = inst.readyInMs(now);
       if (now + wait + inst.latencyMs(1) > deadline) {
-        throw new InfaasError(ErrorCode.InstanceLoading, `${variant} is loading on ${id}, ready in ~${wait.toFixed(0)} ms: later than this query's deadline`, { variant, worker: id, readyInMs: wait });
+        throw new InfaasError(ErrorCode.InstanceLoading, `${variant} is loading on ${id}, ready in ~${wait.toFixed(0)} ms: later than this query's deadline`, { variant, worker: id, readyInMs: wait, retryAfterMs: wait });
       }
       return inst;
     },
@@ -232,7 +271,8 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     name: services.worker, version: '0.1.0', description: 'INFaaS worker: variant instances, batching, monitor, model-autoscaler',
     metadata: { workerId: id, hardwareClass, threads: String(threads) },
   });
-  srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: inferenceHandler(nc, router, inference, log) });
+  const data = inferenceHandler(nc, router, inference, log);
+  srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: data.handler });
   addControlEndpoints(srv, {
     workerId: id, log, instances: live, startInstance, load, record: snapshotRecord,
     draining: () => router.draining, state: () => String(actor.getSnapshot().value),
@@ -292,7 +332,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   log.info({ threads, memoryBytes, pricePerHour }, 'worker ready');
 
   return {
-    id, hardwareClass, instances, load, unload,
+    id, hardwareClass, instances, load, unload, accept: data.accept,
     stop: async () => {
       if (actor.getSnapshot().status === 'active' && actor.getSnapshot().value === 'ready') actor.send({ type: 'drain.requested', reason: 'stopping' });
       await waitFor(actor, (s) => s.status === 'done', { timeout: 60_000 }).catch(() => {});

@@ -27,10 +27,17 @@ export interface InferenceOptions {
 
 export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: 1024 * 1024, defaultDeadlineMs: 30_000 });
 
+/** Where and how a query's answer goes: the caller's reply subject (or the query's result subject). */
+export interface AnswerRoute { json: boolean; reply?: string; resultSubject?: string }
+
+/** A query already decoded and validated (by this worker's endpoint, or by a dispatcher in this process). */
+export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt: number; receivedAt: number; route: AnswerRoute }
+
 export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger) {
   const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
 
-  const send = (msg: ServiceMsg, json: boolean, outcome: Outcome, resultSubject?: string): void => {
+  const send = (route: AnswerRoute, outcome: Outcome): void => {
+    const json = route.json;
     let data: Uint8Array;
     let h = natsHeaders();
     let err = 'error' in outcome ? outcome.error : undefined;
@@ -49,47 +56,62 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       data = encodePayload(err.toBody(), json).data;
       h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
       h.set('Nats-Service-Error-Code', String(err.status));
-      h.set('Nats-Service-Error', `${err.code}: ${err.message}`.slice(0, 1000));
+      h.set('Nats-Service-Error', `${err.code}: ${err.message}`.replace(/[\r\n]+/g, ' ').slice(0, 1000));
     }
+    const to = route.resultSubject ?? route.reply;
+    if (!to) return;
     try {
-      if (resultSubject) nc.publish(resultSubject, data!, { headers: h });
-      else if (msg.reply) msg.respond(data!, { headers: h });
+      nc.publish(to, data!, { headers: h });
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'could not send an answer');
     }
   };
 
-  return (err: Error | null, msg: ServiceMsg): void => {
+  /** Routes an accepted query to an instance; every outcome, errors included, is answered exactly once. */
+  const accept = (a: AcceptedQuery): void => {
+    try {
+      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
+      if (a.deadline <= a.receivedAt) {
+        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${a.receivedAt - a.deadline} ms before the query reached the worker; not computed`, { deadline: a.deadline, now: a.receivedAt });
+      }
+      const { req } = a;
+      const instance = router.route(req.variant, { load: req.load ?? false, pinned: req.pinned ?? false }, a.deadline, a.receivedAt);
+      const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
+      instance.enqueue({
+        ...(req.id !== undefined ? { id: req.id } : {}),
+        checked, deadline: a.deadline, startedAt: a.startedAt, receivedAt: a.receivedAt, ...(req.note ? { note: req.note } : {}),
+        answer: (outcome) => send(a.route, outcome),
+      });
+    } catch (e) {
+      const ie = toInfaasError(e);
+      if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
+      send(a.route, { error: ie });
+    }
+  };
+
+  const handler = (err: Error | null, msg: ServiceMsg): void => {
     if (err) {
       log.error({ err }, 'inference endpoint stopped');
       return;
     }
     const receivedAt = Date.now();
     const json = isJson(msg.headers);
-    let resultSubject: string | undefined;
+    let route: AnswerRoute = { json, ...(msg.reply ? { reply: msg.reply } : {}) };
     try {
       if (msg.data.length > options.maxRequestBytes) {
         throw new InfaasError(ErrorCode.PayloadTooLarge, `request is ${msg.data.length} bytes; this worker takes at most ${options.maxRequestBytes}`);
       }
-      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries');
+      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
       const req = validate(InferRequest, decodePayload(msg.data, msg.headers), 'inference request');
-      resultSubject = req.resultSubject;
+      if (req.resultSubject) route = { ...route, resultSubject: req.resultSubject };
       const deadline = headerEpochMs(msg.headers, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
       const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
-      if (deadline <= receivedAt) {
-        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached the worker; not computed`, { deadline, now: receivedAt });
-      }
-      const instance = router.route(req.variant, { load: req.load ?? false, pinned: req.pinned ?? false }, deadline, receivedAt);
-      const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
-      instance.enqueue({
-        ...(req.id !== undefined ? { id: req.id } : {}),
-        checked, deadline, startedAt, receivedAt,
-        answer: (outcome) => send(msg, json, outcome, resultSubject),
-      });
+      accept({ req, deadline, startedAt, receivedAt, route });
     } catch (e) {
       const ie = toInfaasError(e);
       if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
-      send(msg, json, { error: ie }, resultSubject);
+      send(route, { error: ie });
     }
   };
+  return { handler, accept };
 }
