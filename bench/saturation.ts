@@ -30,6 +30,8 @@ async function main(): Promise<void> {
   const QUICK = argv.includes('--quick');
   /** Only the step, with the worker's decisions printed as they happen (for diagnosis). */
   const ONLY_STEP = argv.includes('--only-step');
+  /** Cores the worker gives its instances (default 2, what infaas up gives it on this machine). */
+  const WORKER_THREADS = argv.includes('--worker-threads') ? Number(argv[argv.indexOf('--worker-threads') + 1]) : 2;
   const OBJECTIVE_MS = 50;
   const MODEL = 'cnn-small';
   /** The step needs a model whose batch-1 instance, not the bus, bounds throughput: cnn-wide (~0.7 ms a run). */
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
   const generator = { precisions: ['fp32', 'int8'] as ('fp32' | 'int8')[], optLevels: ['all'] as const, maxBatches: [1, 32], threads: [1], providers: ['cpu'] };
   const stack = await startStack({
     log, dataDir: dir, port: -1, controller: true, worker: true, name: 'bench-saturation',
-    profiler: { hardwareClass: 'cpu-2t-bench', threads: 2, generator: { ...generator, optLevels: [...generator.optLevels] } },
+    profiler: { hardwareClass: 'cpu-2t-bench', threads: WORKER_THREADS, generator: { ...generator, optLevels: [...generator.optLevels] } },
   });
   try {
     const started = Date.now();
@@ -108,10 +110,12 @@ async function main(): Promise<void> {
     const b1 = info.variants.find((v) => v.maxBatch === 1 && v.precision === 'fp32')!;
     const capacity = 1000 / Object.values(b1.profiles)[0].latency!.find((l) => l.batch === 1)!.p50Ms;
     const steps: string[] = [];
+    // The responder last: an overloaded responder keeps computing its backlog for seconds after its
+    // step (nothing sheds it), and that would take CPU from whatever ran next.
     const stepTargets: [string, Target][] = [
-      [`hand-written responder (${STEP_MODEL})`, { subject: 'bench.responder-wide', body: {} }],
       [`system, model ${STEP_MODEL}`, query({ model: STEP_MODEL })],
       [`system, model-less (accuracy >= ${STEP_ACCURACY})`, query({ task: 'digit-classification' }, STEP_ACCURACY)],
+      [`hand-written responder (${STEP_MODEL})`, { subject: 'bench.responder-wide', body: {} }],
     ];
     for (const [name, target] of stepTargets) {
       process.stderr.write(`open-loop step: ${name}\n`);

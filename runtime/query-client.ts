@@ -19,6 +19,8 @@ export interface QueryOptions {
    * every try, so the objective holds end to end.
    */
   retry?: boolean;
+  /** At most this many retries of one query (default 2): retries add load exactly when capacity is short. */
+  maxRetries?: number;
 }
 
 export class QueryClient {
@@ -26,11 +28,12 @@ export class QueryClient {
 
   async query(q: Query, options: QueryOptions = {}): Promise<QueryResult> {
     const deadline = Math.min(options.deadline ?? Infinity, Date.now() + q.slo.latencyMs);
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       try {
         return await this.once(q, deadline, options);
       } catch (err) {
-        const wait = err instanceof InfaasError && err.retryable && options.retry !== false ? err.retryAfterMs : undefined;
+        const retry = options.retry !== false && tries < (options.maxRetries ?? 2);
+        const wait = err instanceof InfaasError && err.retryable && retry ? err.retryAfterMs : undefined;
         // Only when an answer can still come in time after the wait (a query needs at least a millisecond).
         if (wait === undefined || Date.now() + wait + 1 >= deadline) throw err;
         await new Promise((r) => setTimeout(r, wait));

@@ -138,3 +138,55 @@ t.test('a switch hands queued queries to the replacement', async (t) => {
   await old.drain();
   t.equal(old.state, 'unloaded');
 });
+
+function loadingInstance(open: () => Promise<InstanceSession>, options = {}) {
+  return new VariantInstance({
+    spec: { id: 'il', variant: 'm.v', model: 'm', maxBatch: 8, threads: 1, memoryBytes: 1, inputs, profile: { latency: [{ batch: 1, p50Ms: 1 }, { batch: 8, p50Ms: 2 }], loadMs: 1 } },
+    worker: { id: 'w', hardwareClass: 'cpu-test', pricePerHour: 1, threads: 2 },
+    open, log: silentLogger, onState: () => {}, options,
+  });
+}
+
+t.test('queries waiting for a loading instance are answered at their deadline; a more urgent one first', async (t) => {
+  let release!: (s: InstanceSession) => void;
+  const inst = loadingInstance(() => new Promise((r) => { release = r; }));
+  const patient = query(1, 400);
+  const urgent = query(2, 30);
+  const t0 = Date.now();
+  inst.enqueue(patient.q);
+  inst.enqueue(urgent.q);
+  const o = await urgent.outcome;
+  t.equal('error' in o && o.error.code, 'DEADLINE_EXCEEDED', 'the urgent one expires while the instance loads');
+  t.ok(Date.now() - t0 < 300, `answered after ${Date.now() - t0} ms, at its own deadline, not the patient one's`);
+  const p = await patient.outcome;
+  t.equal('error' in p && p.error.code, 'DEADLINE_EXCEEDED', 'so does the patient one, at its deadline');
+  release(new ScriptedSession());
+  t.equal(await inst.loaded, 'active');
+  await inst.drain();
+});
+
+t.test('a drain while loading answers the waiting queries and closes the session that was being opened', async (t) => {
+  let release!: (s: InstanceSession) => void;
+  const inst = loadingInstance(() => new Promise((r) => { release = r; }));
+  const waiting = query(1, 5000);
+  inst.enqueue(waiting.q);
+  const drained = inst.drain();
+  const o = await waiting.outcome;
+  t.equal('error' in o && o.error.code, 'VARIANT_NOT_LOADED', 'answered, retryable');
+  t.equal('error' in o && o.error.retryable, true);
+  await drained;
+  t.equal(inst.state, 'unloaded');
+  const s = new ScriptedSession();
+  let closed = false;
+  s.close = async () => { closed = true; };
+  release(s);
+  await new Promise((r) => setTimeout(r, 20));
+  t.ok(closed, 'the half-opened session was closed, not leaked');
+  t.same(s.runs, [], 'and never warmed up or used');
+});
+
+t.test('a load that hangs fails after loadTimeoutMs', async (t) => {
+  const inst = loadingInstance(() => new Promise(() => {}), { loadTimeoutMs: 50 });
+  t.equal(await inst.loaded, 'failed');
+  t.match(inst.reason, /longer than 50 ms/);
+});

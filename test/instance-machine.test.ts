@@ -33,26 +33,45 @@ t.test('a failed load ends in failed with the error', async (t) => {
   t.equal(s.context.error, 'bad file');
 });
 
-t.test('draining waits for in-flight queries, then unloads', async (t) => {
+t.test('draining waits until the host says its queries are answered, then unloads', async (t) => {
   const actor = await serving();
-  actor.send({ type: 'query.accepted' });
-  actor.send({ type: 'query.accepted' });
-  actor.send({ type: 'drain.requested' });
+  actor.send({ type: 'drain.requested', idle: false });
   t.equal(actor.getSnapshot().value, 'draining');
-  actor.send({ type: 'query.finished' });
-  t.equal(actor.getSnapshot().value, 'draining', 'one query still in flight');
-  actor.send({ type: 'query.finished' });
+  actor.send({ type: 'monitor.verdict', verdict: 'overloaded', reason: 'late' });
+  t.equal(actor.getSnapshot().value, 'draining', 'verdicts do not matter any more');
+  actor.send({ type: 'queries.drained' });
   const s = await waitFor(actor, (x) => x.status === 'done');
   t.equal(s.value, 'unloaded');
 });
 
-t.test('an idle instance drains at once; queries are not accepted while draining', async (t) => {
-  const resolved = loaded.resolveState({ value: { serving: 'active' }, context: { ...input, inFlight: 0, verdict: 'active' } });
-  const [next] = transition(loaded, resolved, { type: 'drain.requested' });
+t.test('an idle instance drains at once', async (t) => {
+  const resolved = loaded.resolveState({ value: { serving: 'active' }, context: { ...input, verdict: 'active' } });
+  const [next] = transition(loaded, resolved, { type: 'drain.requested', idle: true });
   t.equal(next.value, 'unloading');
-  const draining = loaded.resolveState({ value: 'draining', context: { ...input, inFlight: 1, verdict: 'active' } });
-  const [after] = transition(loaded, draining, { type: 'query.accepted' });
-  t.equal(after.context.inFlight, 1, 'draining ignores new queries');
+});
+
+t.test('a drain while loading ends the load: the load is aborted and the half-opened session closed', async (t) => {
+  let closed = false;
+  let aborted = false;
+  let open!: () => void;
+  const m = instanceMachine.provide({
+    actors: {
+      loadSession: fromPromise<void, InstanceInput>(async ({ signal }) => {
+        await new Promise<void>((r) => { open = r; });
+        aborted = signal.aborted;
+        if (signal.aborted) closed = true; // what the host does: close what it opened
+      }),
+      releaseSession: fromPromise<void, InstanceInput>(async () => {}),
+    },
+  });
+  const actor = createActor(m, { input }).start();
+  await new Promise((r) => setTimeout(r, 5));
+  actor.send({ type: 'drain.requested', idle: false });
+  const s = await waitFor(actor, (x) => x.status === 'done');
+  t.equal(s.value, 'unloaded', 'unloaded without ever serving');
+  open();
+  await new Promise((r) => setTimeout(r, 5));
+  t.ok(aborted && closed, 'the load saw the abort and closed its session');
 });
 
 t.test('a crash while serving is a failure', async (t) => {
@@ -77,7 +96,7 @@ t.test('a repeated verdict changes nothing and publishes nothing', async (t) => 
 });
 
 t.test('verdicts as pure transitions: active -> overloaded -> interfered -> active; loading ignores them', async (t) => {
-  const ctx = { ...input, inFlight: 0, verdict: 'active' as const };
+  const ctx = { ...input, verdict: 'active' as const };
   let s = loaded.resolveState({ value: { serving: 'active' }, context: ctx });
   for (const [verdict, want] of [['overloaded', 'overloaded'], ['interfered', 'interfered'], ['active', 'active']] as const) {
     [s] = transition(loaded, s, { type: 'monitor.verdict', verdict, reason: verdict });

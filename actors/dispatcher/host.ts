@@ -133,7 +133,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
       }
       // Selection judges against the effective deadline, not only the objective.
-      const budgetMs = deadline - receivedAt;
+      const budgetMs = Math.round((deadline - receivedAt) * 100) / 100;
       const request: SelectionRequest = {
         ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
         batch, latencyMs: budgetMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0, now: receivedAt,
@@ -178,6 +178,10 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       if (sel.kind === 'infeasible') {
         if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
         if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)', { retryAfterMs: 1000 });
+        if (budgetMs < q.slo.latencyMs && policy(snap, { ...request, latencyMs: q.slo.latencyMs - options.pathOverheadMs }).kind !== 'infeasible') {
+          // The objective is feasible; only the time left of it (a retry, a caller's deadline) is not.
+          throw new InfaasError(ErrorCode.DeadlineExceeded, `only ${budgetMs} ms left of the ${q.slo.latencyMs} ms objective: too little for any variant; not computed`, { deadline, now: receivedAt });
+        }
         if (sel.reason === ROOM) {
           // Not now, not never: feasible variants exist, but no worker has the memory for one. The
           // VM-autoscaler hears of this demand; the cluster view refreshes every second.

@@ -46,11 +46,18 @@ export class VariantInstance {
    * refuse every query while the instance sat idle (measured: 2,813 of 2,819 refused, queue 0).
    */
   private overheadMs = BATCH_OVERHEAD_MS;
+  /**
+   * Observed over profiled run time, smoothed (1 = as profiled). Admission and expiry scale the
+   * profile by it: an instance slowed by contention that promised the profile answered late.
+   */
+  private slowdown = 1;
   private readonly actor: Actor<typeof instanceMachine>;
   private readonly options: InstanceOptions;
   private session?: InstanceSession;
   private running = 0;
   private timer?: NodeJS.Timeout;
+  private accepted = 0;
+  private timerAt = 0;
   private window: InstanceWindow = VariantInstance.emptyWindow();
   private windowStart = Date.now();
   private lastWindowRate = 0;
@@ -65,17 +72,35 @@ export class VariantInstance {
     const log = deps.log.child({ instance: deps.spec.id, variant: deps.spec.variant });
     this.actor = createActor(instanceMachine.provide({
       actors: {
-        loadSession: fromPromiseActor(async () => {
+        loadSession: fromPromise<void, InstanceInput>(async ({ signal }) => {
           this.loadStartedAt = Date.now();
-          const s = await deps.open();
-          s.onExit((err) => {
-            if (this.session === s) this.actor.send({ type: 'instance.crashed', error: err?.message ?? 'session thread exited' });
+          // A load that hangs (a stuck fetch, a thread that never answers) fails instead of holding queries forever.
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new InfaasError(ErrorCode.ModelLoadFailed, `loading took longer than ${this.options.loadTimeoutMs} ms`)), this.options.loadTimeoutMs);
           });
-          // First runs of a fresh session are several times slower (allocations, cold caches):
-          // pay for them before serving, not on the first queries, nor in the monitor's first window.
-          for (const rows of [1, 1, deps.spec.maxBatch, deps.spec.maxBatch]) await s.run(zeroInputs(deps.spec.inputs, rows));
-          this.session = s;
-          this.loadMs = Date.now() - this.loadStartedAt;
+          const opening = deps.open();
+          try {
+            const s = await Promise.race([opening, timeout]);
+            s.onExit((err) => {
+              if (this.session === s) this.actor.send({ type: 'instance.crashed', error: err?.message ?? 'session thread exited' });
+            });
+            // First runs of a fresh session are several times slower (allocations, cold caches):
+            // pay for them before serving, not on the first queries, nor in the monitor's first window.
+            for (const rows of [1, 1, deps.spec.maxBatch, deps.spec.maxBatch]) {
+              if (signal.aborted) break;
+              await Promise.race([s.run(zeroInputs(deps.spec.inputs, rows)), timeout]);
+            }
+            // Drained (or stopped) while loading: close what was opened instead of leaking it.
+            if (signal.aborted) { await s.close(); return; }
+            this.session = s;
+            this.loadMs = Date.now() - this.loadStartedAt;
+          } catch (err) {
+            void opening.then((s) => s.close(), () => {});
+            throw err;
+          } finally {
+            clearTimeout(timer);
+          }
         }),
         releaseSession: fromPromiseActor(async () => {
           const s = this.session;
@@ -128,8 +153,9 @@ export class VariantInstance {
     return this.queue.length;
   }
 
+  /** Queries accepted and not yet answered (queued ones included); a drain waits for zero. */
   get inFlight(): number {
-    return this.actor.getSnapshot().context.inFlight;
+    return this.accepted;
   }
 
   /** Milliseconds until a loading instance is expected to serve (0 once loaded). */
@@ -152,7 +178,7 @@ export class VariantInstance {
     // now, not held until it expires (under overload that held work crowds out what could be served).
     if (this.session) {
       const ahead = this.expectedWaitMs();
-      const need = ahead + this.latencyMs(q.checked.rows) + this.overheadMs;
+      const need = ahead + this.latencyMs(q.checked.rows) * this.slowdown + this.overheadMs;
       if (q.receivedAt + need > q.deadline) {
         // Not now rather than never: retryable, once the queue ahead has shrunk by the shortfall.
         this.window.deadlineMisses++;
@@ -161,7 +187,7 @@ export class VariantInstance {
         return;
       }
     }
-    this.actor.send({ type: 'query.accepted' });
+    this.accepted++;
     this.push(q);
     this.pump();
   }
@@ -178,7 +204,7 @@ export class VariantInstance {
     for (const q of this.queue.splice(0)) {
       if (q.checked.rows > to.spec.maxBatch || !to.accepting) { keep.push(q); this.queuedRows += q.checked.rows; continue; }
       moved++;
-      this.actor.send({ type: 'query.finished' });
+      this.settled();
       to.adopt(q);
     }
     this.queue.push(...keep);
@@ -187,7 +213,7 @@ export class VariantInstance {
 
   /** Takes a query handed over by another instance (not counted as a new arrival). */
   private adopt(q: QueuedQuery): void {
-    this.actor.send({ type: 'query.accepted' });
+    this.accepted++;
     this.push(q);
     this.pump();
   }
@@ -200,13 +226,19 @@ export class VariantInstance {
   /** Time until a query queued now would start: the queue in full batches, plus any running batch. */
   private expectedWaitMs(): number {
     const batches = Math.ceil(this.queuedRows / this.spec.maxBatch) + this.running;
-    return batches === 0 ? 0 : batches * (this.latencyMs(this.spec.maxBatch) + this.overheadMs);
+    return batches === 0 ? 0 : batches * (this.latencyMs(this.spec.maxBatch) * this.slowdown + this.overheadMs);
   }
 
   /** Finish queued work, refuse new, release the session; resolves once unloaded (or failed). */
   drain(): Promise<void> {
-    this.actor.send({ type: 'drain.requested' });
+    if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'drain.requested', idle: this.accepted === 0 });
     return this.done;
+  }
+
+  /** One accepted query answered (or handed over); a draining instance that is now empty unloads. */
+  private settled(): void {
+    this.accepted = Math.max(0, this.accepted - 1);
+    if (this.accepted === 0 && this.actor.getSnapshot().status === 'active' && this.state === 'draining') this.actor.send({ type: 'queries.drained' });
   }
 
   /** Applies a monitor verdict (the machine ignores repeats and verdicts outside serving). */
@@ -228,6 +260,8 @@ export class VariantInstance {
   private stateChanged(): void {
     const s = this.state;
     if (s === 'failed') this.failQueued(new InfaasError(ErrorCode.InferenceFailed, `instance ${this.spec.id} failed: ${this.reason ?? 'unknown error'}`));
+    // Unloaded before it ever served (drained while loading): whatever waited for it is answered.
+    if (s === 'unloaded') this.failQueued(new InfaasError(ErrorCode.VariantNotLoaded, `instance ${this.spec.id} of ${this.spec.variant} was unloaded before it served`, { retryAfterMs: 0 }));
     if (this.serving || s === 'draining') this.pump();
     this.deps.onState(this);
   }
@@ -240,12 +274,12 @@ export class VariantInstance {
   private finish(q: QueuedQuery, outcome: Outcome): void {
     this.window.completions++;
     q.answer(outcome);
-    this.actor.send({ type: 'query.finished' });
+    this.settled();
   }
 
   /** Drops expired queries, then runs a batch now or lets it fill behind the one in flight. */
   private pump(): void {
-    if (!this.session || this.running >= 2 || this.queue.length === 0) return;
+    if (this.queue.length === 0) return;
     const now = Date.now();
     const single = this.latencyMs(1);
     let earliest = Infinity;
@@ -256,6 +290,9 @@ export class VariantInstance {
     }
     if (expired) this.expire(now, single);
     if (this.queue.length === 0) return;
+    // Loading, or both pipeline slots taken: nothing runs now, but the earliest query is answered
+    // at its deadline rather than whenever the session frees up.
+    if (!this.session || this.running >= 2) { this.armTimer(now, Math.max(0, earliest - now - single)); return; }
     const decision = decideBatch({
       now, queued: this.queue.length, earliestDeadline: earliest, rows: this.queuedRows, maxBatch: this.spec.maxBatch,
       latencyMs: this.latencyMs, overheadMs: this.overheadMs, running: this.running,
@@ -263,11 +300,19 @@ export class VariantInstance {
     // A draining instance gets no more arrivals: waiting for a fuller batch would only add delay.
     if (decision.action === 'wait' && this.state !== 'draining') {
       // The running batch's completion pumps again; the timer answers the earliest query if it expires first.
-      this.timer ??= setTimeout(() => { this.timer = undefined; this.pump(); }, decision.ms);
+      this.armTimer(now, decision.ms);
       return;
     }
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     void this.runBatch();
+  }
+
+  /** Pumps again in `ms`; a more urgent arrival re-arms an existing timer earlier, never later. */
+  private armTimer(now: number, ms: number): void {
+    if (this.timer && this.timerAt <= now + ms) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = now + ms;
+    this.timer = setTimeout(() => { this.timer = undefined; this.pump(); }, ms);
   }
 
   /** Answers queued queries that can no longer finish in time, without computing them. */
@@ -309,6 +354,8 @@ export class VariantInstance {
       // A session that does not report its own busy time: a lone batch's round trip stands in.
       const busy = busyMs ?? (alone ? performance.now() - t0 : ms);
       this.overheadMs = 0.9 * this.overheadMs + 0.1 * Math.max(0, busy - ms);
+      const profiled = this.latencyMs(batch.reduce((a, q) => a + q.checked.rows, 0));
+      if (profiled > 0) this.slowdown = Math.max(1, 0.9 * this.slowdown + 0.1 * (ms / profiled));
       const parts = splitOutputs(outputs, rows);
       const total = rows.reduce((a, b) => a + b, 0);
       this.record(total, ms);

@@ -6,9 +6,9 @@ import type { Verdict } from '../monitor/classify.js';
 
 export interface InstanceInput { instanceId: string; variantId: string }
 
+// Queries are counted by the host, not here: an event per query cost two transitions on the hot
+// path. The host says whether a drain finds the instance idle, and when a drain has emptied it.
 export interface InstanceContext extends InstanceInput {
-  /** Queries accepted and not yet answered; draining waits for zero. */
-  inFlight: number;
   /** The monitor's latest verdict; mirrors the serving sub-state. */
   verdict: Verdict;
   error?: string;
@@ -17,9 +17,8 @@ export interface InstanceContext extends InstanceInput {
 
 export type InstanceEvent =
   | { type: 'monitor.verdict'; verdict: Verdict; reason: string }
-  | { type: 'query.accepted' }
-  | { type: 'query.finished' }
-  | { type: 'drain.requested' }
+  | { type: 'drain.requested'; idle: boolean }
+  | { type: 'queries.drained' }
   | { type: 'instance.crashed'; error: string };
 
 export const instanceMachine = setup({
@@ -33,14 +32,12 @@ export const instanceMachine = setup({
     releaseSession: fromPromise<void, InstanceInput>(async () => { throw new Error('releaseSession not provided'); }),
   },
   guards: {
-    isIdle: ({ context }) => context.inFlight === 0,
+    isIdle: ({ event }) => event.type === 'drain.requested' && event.idle,
     /** The monitor says `verdict`, and that is a change (a repeated verdict re-enters nothing). */
     saysNew: ({ context, event }, params: { verdict: Verdict }) =>
       event.type === 'monitor.verdict' && event.verdict === params.verdict && context.verdict !== params.verdict,
   },
   actions: {
-    countAccepted: assign({ inFlight: ({ context }) => context.inFlight + 1 }),
-    countFinished: assign({ inFlight: ({ context }) => Math.max(0, context.inFlight - 1) }),
     recordVerdict: assign(({ context, event }) => (event.type === 'monitor.verdict' ? { verdict: event.verdict, reason: event.reason } : context)),
     recordCrash: assign({ error: ({ event }) => (event.type === 'instance.crashed' ? event.error : undefined) }),
     /** Tells the world (KV, events subject) about the new state; provided by the host. */
@@ -48,7 +45,7 @@ export const instanceMachine = setup({
   },
 }).createMachine({
   id: 'instance',
-  context: ({ input }) => ({ ...input, inFlight: 0, verdict: 'active' as Verdict }),
+  context: ({ input }) => ({ ...input, verdict: 'active' as Verdict }),
   initial: 'loading',
   states: {
     loading: {
@@ -59,15 +56,14 @@ export const instanceMachine = setup({
         onDone: 'serving',
         onError: { target: 'failed', actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
       },
-      // A query may wait for a loading instance (its deadline permitting); count it already.
-      on: { 'query.accepted': { actions: 'countAccepted' }, 'query.finished': { actions: 'countFinished' } },
+      // A drain ends the load: leaving the state aborts loadSession's signal, which closes a
+      // half-opened session; queries waiting for it are answered by the host.
+      on: { 'drain.requested': 'unloading' },
     },
     serving: {
       initial: 'active',
       on: {
-        'query.accepted': { actions: 'countAccepted' },
-        'query.finished': { actions: 'countFinished' },
-        'drain.requested': 'draining',
+        'drain.requested': [{ guard: 'isIdle', target: 'unloading' }, { target: 'draining' }],
         'instance.crashed': { target: 'failed', actions: 'recordCrash' },
         'monitor.verdict': (['active', 'overloaded', 'interfered'] as const).map((verdict) => ({
           guard: { type: 'saysNew' as const, params: { verdict } }, target: `.${verdict}`, actions: 'recordVerdict' as const,
@@ -81,10 +77,8 @@ export const instanceMachine = setup({
     },
     draining: {
       entry: 'publishState',
-      always: { guard: 'isIdle', target: 'unloading' },
       on: {
-        // `always` above moves on once the count reaches zero.
-        'query.finished': { actions: 'countFinished' },
+        'queries.drained': 'unloading',
         'instance.crashed': { target: 'failed', actions: 'recordCrash' },
       },
     },

@@ -29,6 +29,8 @@ export interface InstanceSpec {
 export interface InstanceOptions {
   /** Scheduling head-room kept when judging whether a query can still finish in time. */
   marginMs: number;
+  /** A load (fetch, session, warm-up runs) that takes longer fails with MODEL_LOAD_FAILED. */
+  loadTimeoutMs: number;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface InstanceOptions {
  */
 export const SESSION_START_MS = 200;
 
-export const defaultInstanceOptions: InstanceOptions = Object.freeze({ marginMs: 0.5 });
+export const defaultInstanceOptions: InstanceOptions = Object.freeze({ marginMs: 0.5, loadTimeoutMs: 60_000 });
 
 export type Outcome = { result: QueryResult } | { error: InfaasError };
 

@@ -1,0 +1,91 @@
+// A load ramp through infaas.query past one instance's capacity: the worker scales the variant up,
+// and once it has, fewer than 5 % of queries fail or come late. Every query gets one outcome.
+import t from 'tap';
+import { startDispatcher } from '../../actors/dispatcher/index.js';
+import type { WorkerEvent } from '../../schemas/worker.js';
+import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
+import type { InfaasError } from '../../runtime/errors.js';
+import { silentLogger } from '../../runtime/log.js';
+import { QueryClient } from '../../runtime/query-client.js';
+import { subjects } from '../../subjects/index.js';
+import { startTestSystem, startTestWorker } from '../helpers/system.js';
+import { registerZooModel } from '../helpers/zoo.js';
+
+const OBJECTIVE_MS = 250;
+
+interface Window { sent: number; good: number; bad: number; codes: Record<string, number> }
+
+t.test('a load ramp through the dispatcher ends with under 5 % errors or late answers after scaling', async (t) => {
+  // cnn-wide: ~5.5 ms per 8-row batch on one core, ~1,450 rows/s per instance. 8-row queries at
+  // 220 q/s offer ~1,760 rows/s: more than one instance serves, less than two.
+  const sys = await startTestSystem(t, { generator: { precisions: ['fp32'], optLevels: ['all'], maxBatches: [8, 32], threads: [1], providers: ['cpu'] } });
+  await registerZooModel(sys.client, 'cnn-wide');
+  const worker = await startTestWorker(t, sys, { autoscale: true, threads: 2, monitor: { windowMs: 500 }, scaling: { cooldownMs: 1000 } });
+  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'ramp' });
+  t.teardown(() => dispatcher.stop());
+  const events: WorkerEvent[] = [];
+  const sub = sys.nc.subscribe(subjects.events.worker(worker.id), { callback: (_e, m) => events.push(decodeJson(m.data) as WorkerEvent) });
+  t.teardown(() => sub.unsubscribe());
+  const scaledAt = () => events.find((e) => e.type === 'autoscaler.decision' && ['replicate', 'switch'].includes(String(e.details?.action)));
+
+  const qc = new QueryClient(sys.nc);
+  const image = arrayToTensor('float32', [8, 1, 28, 28], new Float32Array(8 * 784).fill(0.25));
+  await qc.query({ model: 'cnn-wide', inputs: { image }, slo: { latencyMs: 5000 } }); // loads it
+  const windows: Window[] = [];
+  const t0 = Date.now();
+  const pending = new Set<Promise<void>>();
+  let rate = 20;
+  let owed = 0;
+  let last = Date.now();
+  const tick = setInterval(() => {
+    const now = Date.now();
+    owed += (rate * (now - last)) / 1000;
+    last = now;
+    for (; owed >= 1; owed--) {
+      const i = Math.floor((now - t0) / 1000);
+      while (windows.length <= i) windows.push({ sent: 0, good: 0, bad: 0, codes: {} });
+      const w = windows[i];
+      w.sent++;
+      const p: Promise<void> = qc.query({ model: 'cnn-wide', inputs: { image }, slo: { latencyMs: OBJECTIVE_MS } }).then(
+        () => { if (Date.now() - now <= OBJECTIVE_MS) w.good++; else { w.bad++; w.codes.LATE = (w.codes.LATE ?? 0) + 1; } },
+        (err: InfaasError) => { w.bad++; w.codes[err.code] = (w.codes[err.code] ?? 0) + 1; },
+      ).finally(() => pending.delete(p));
+      pending.add(p);
+    }
+  }, 10);
+  t.teardown(() => clearInterval(tick));
+
+  await new Promise((r) => setTimeout(r, 2000));
+  rate = 220;
+  const until = Date.now() + 30_000;
+  while (!scaledAt() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  const decision = scaledAt();
+  t.ok(decision, `scaled up: ${decision?.message}`);
+  // Let the new capacity settle (loading, hand-over, the backlog of the overload draining): wait
+  // for a whole second with under 5 % bad outcomes, then measure the next four.
+  const settleBy = Date.now() + 20_000;
+  // (windows are indexed by the second the query was sent in)
+  const good = (w?: Window) => w !== undefined && w.sent > 0 && w.bad / w.sent < 0.05;
+  const decided = Math.floor((Date.now() - t0) / 1000);
+  const settled = () => {
+    const last = Math.floor((Date.now() - t0) / 1000) - 2; // the latest window whose answers are all in
+    return last > decided && good(windows[last]);
+  };
+  while (Date.now() < settleBy && !settled()) await new Promise((r) => setTimeout(r, 200));
+  t.ok(Date.now() < settleBy, `recovered ${((Date.now() - t0) / 1000).toFixed(1)} s into the run`);
+  const from = Math.ceil((Date.now() - t0) / 1000);
+  await new Promise((r) => setTimeout(r, 5000));
+  clearInterval(tick);
+  await Promise.all([...pending]);
+
+  const all = windows.reduce((a, w) => a + w.sent, 0);
+  const answered = windows.reduce((a, w) => a + w.good + w.bad, 0);
+  t.equal(answered, all, `every one of ${all} queries got exactly one outcome`);
+  const after = windows.slice(from, from + 4);
+  const sent = after.reduce((a, w) => a + w.sent, 0);
+  const bad = after.reduce((a, w) => a + w.bad, 0);
+  const codes: Record<string, number> = {};
+  for (const w of after) for (const [k, v] of Object.entries(w.codes)) codes[k] = (codes[k] ?? 0) + v;
+  t.ok(sent > 600, `${sent} queries in the 4 s after scaling`);
+  t.ok(bad / sent < 0.05, `after scaling ${(100 * bad / sent).toFixed(1)} % errors or late answers (${JSON.stringify(codes)}); per second: ${windows.map((w) => `${w.bad}/${w.sent}`).join(' ')}`);
+});

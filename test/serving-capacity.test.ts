@@ -1,0 +1,79 @@
+// Capacity is memory, not reserved cores; errors say "not now" or "never" honestly, and following
+// their retry advice leads to an answer. Real nats-server, profiles and ONNX Runtime.
+import t from 'tap';
+import { startDispatcher } from '../actors/dispatcher/index.js';
+import { arrayToTensor } from '../runtime/codec.js';
+import { silentLogger } from '../runtime/log.js';
+import { QueryClient } from '../runtime/query-client.js';
+import { WorkerClient } from '../runtime/worker-client.js';
+import { loadSplit } from '../zoo/data.js';
+import { startTestSystem, startTestWorker } from './helpers/system.js';
+import { registerZooModel } from './helpers/zoo.js';
+import { rejectsWith } from './helpers/expect.js';
+
+t.test('a 2-core worker with two instances loaded still serves a new variant, multi-row queries, and the retry rules hold', async (t) => {
+  const sys = await startTestSystem(t, { generator: { precisions: ['fp32', 'int8'], optLevels: ['all'], maxBatches: [1, 8], threads: [1], providers: ['cpu'] } });
+  const small = await registerZooModel(sys.client, 'mlp-small');
+  const cnn = await registerZooModel(sys.client, 'cnn-small');
+  const worker = await startTestWorker(t, sys, { threads: 2, monitor: { windowMs: 200 } });
+  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1' });
+  t.teardown(() => dispatcher.stop());
+  const wc = new WorkerClient(sys.nc);
+  const qc = new QueryClient(sys.nc);
+  const { images } = loadSplit('validation', 8);
+  const rows = (n: number) => arrayToTensor('float32', [n, 1, 28, 28], images.subarray(0, n * 784));
+
+  // What `infaas up`'s demonstration leaves behind: two single-thread instances on two cores.
+  const [a, b] = [small.variants.find((v) => v.maxBatch === 1 && v.precision === 'fp32')!, cnn.variants.find((v) => v.maxBatch === 1 && v.precision === 'fp32')!];
+  await wc.load(worker.id, a.id);
+  await wc.load(worker.id, b.id);
+  await new Promise((r) => setTimeout(r, 400)); // the dispatcher's view: two instances, no "free" thread
+
+  t.test('a third variant loads beside them: cores are shared, memory is the limit', async (t) => {
+    const third = cnn.variants.find((v) => v.maxBatch === 8 && v.precision === 'int8')!;
+    const answer = await qc.query({ variant: third.id, inputs: { image: rows(1) }, slo: { latencyMs: 10_000 } });
+    t.equal(answer.variant, third.id);
+    t.equal(worker.instances.size, 3, 'three instances on a 2-core worker');
+  });
+
+  t.test('a query of four rows is served by a variant that batches', async (t) => {
+    const answer = await qc.query({ model: 'mlp-small', inputs: { image: rows(4) }, slo: { latencyMs: 10_000 } });
+    t.same(answer.outputs.logits.shape, [4, 10]);
+    t.equal(small.variants.find((v) => v.id === answer.variant)?.maxBatch, 8, 'not the batch-1 variant');
+  });
+
+  t.test('INSTANCE_LOADING carries retry advice; following it leads to an answer', async (t) => {
+    const cold = small.variants.find((v) => v.maxBatch === 8 && v.precision === 'int8')!;
+    const q = { variant: cold.id, inputs: { image: rows(1) }, slo: { latencyMs: 25 } };
+    const err = await rejectsWith(t, qc.query(q, { retry: false }), 'INSTANCE_LOADING', 'not loaded, and loading takes longer than 25 ms');
+    const after = err?.retryAfterMs;
+    t.ok(after !== undefined && after > 0 && err?.retryable, `retry in ${after} ms`);
+    let answer;
+    for (let i = 0; i < 20 && !answer; i++) {
+      await new Promise((r) => setTimeout(r, Math.max(10, (after ?? 100) + 50)));
+      answer = await qc.query(q, { retry: false }).catch(() => undefined);
+    }
+    t.equal(answer?.variant, cold.id, 'answered within 25 ms once it was ready');
+  });
+
+  t.test('the client retries by itself within the deadline', async (t) => {
+    const cold = cnn.variants.find((v) => v.maxBatch === 8 && v.precision === 'fp32')!;
+    const answer = await qc.query({ variant: cold.id, inputs: { image: rows(1) }, slo: { latencyMs: 3000 } });
+    t.equal(answer.variant, cold.id, 'loaded and answered, no error seen by the caller');
+  });
+
+  t.test('never: INFEASIBLE, unless the query asks for the closest variant', async (t) => {
+    const slo = { latencyMs: 2.001, minAccuracy: 0.5 };
+    const err = await rejectsWith(t, qc.query({ model: 'cnn-small', inputs: { image: rows(1) }, slo }), 'INFEASIBLE', 'the serving path alone takes the 2 ms');
+    t.equal(err?.retryable, false, 'not retryable');
+    t.ok(Number(err?.details?.lowestLatencyMs) > 2, `achievable: ${err?.details?.lowestLatencyMs} ms`);
+    const closest = await qc.query({ model: 'cnn-small', inputs: { image: rows(1) }, slo: { ...slo, onInfeasible: 'closest' } });
+    t.equal(closest.model, 'cnn-small');
+    t.match(closest.note, /^closest: /, `says so: ${closest.note}`);
+  });
+
+  t.test('selection judges the effective deadline: a caller deadline tighter than the objective wins', async (t) => {
+    const err = await rejectsWith(t, qc.query({ model: 'mlp-small', inputs: { image: rows(1) }, slo: { latencyMs: 10_000 } }, { deadline: Date.now() + 3 }), 'DEADLINE_EXCEEDED', '3 ms left of a 10 s objective: not never, too late');
+    t.match(err?.message, /left of the 10000 ms objective/);
+  });
+});
