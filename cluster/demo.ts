@@ -57,7 +57,7 @@ export async function runDemo(qc: QueryClient, accuracies: number[], options: { 
         const e = err instanceof InfaasError ? err : new InfaasError('INTERNAL', String(err));
         // A variant that fits but was not running is being loaded for us: wait and retry.
         if (e.code === 'INSTANCE_LOADING' && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, Math.min(2000, Number(e.details?.readyInMs ?? 200) + 50)));
+          await new Promise((r) => setTimeout(r, Math.min(2000, (e.retryAfterMs ?? 200) + 50)));
           continue;
         }
         refusal = e;
@@ -66,7 +66,7 @@ export async function runDemo(qc: QueryClient, accuracies: number[], options: { 
     const objective = `< ${s.slo.latencyMs} ms, >= ${((s.slo.minAccuracy ?? 0) * 100).toFixed(1)}%`;
     if (refusal) {
       const reason = String(refusal.details?.reason ?? refusal.message.split(' (')[0]);
-      const achievable = refusal.message.includes('Achievable now: ') ? `; achievable: ${refusal.message.split('Achievable now: ')[1]}` : '';
+      const achievable = refusal.message.includes('Achievable: ') ? `; achievable: ${refusal.message.split('Achievable: ')[1]}` : '';
       rows.push([s.name, objective, refusal.code, '-', '-', '-', `${reason}${achievable}`.slice(0, 220)]);
       continue;
     }

@@ -57,3 +57,15 @@ t.test('no capacity at all is overload; no latency data keeps the verdict', asyn
   t.same(run([quiet, quiet], { verdict: 'interfered', pending: 'interfered', streak: 3 }), ['interfered', 'interfered']);
   t.equal(defaultThresholds.interferenceEnter, 1.5);
 });
+
+t.test('observed deadline misses overrule the computed capacity', async (t) => {
+  const calm = { arrivalRate: 40, capacity: 100, queueLength: 0, queueGrowth: 0, latency: [], queries: 400, deadlineMisses: 60 };
+  let state = initialClassifierState;
+  for (let i = 0; i < 2; i++) state = classifyInstance(state, calm).state;
+  t.equal(state.verdict, 'overloaded', 'at 40 % of capacity, 15 % missed: overloaded');
+  const c = classifyInstance(initialClassifierState, calm);
+  t.match(c.reason, /60 of 400 missed deadlines/);
+  let fine = initialClassifierState;
+  for (let i = 0; i < 3; i++) fine = classifyInstance(fine, { ...calm, deadlineMisses: 2 }).state;
+  t.equal(fine.verdict, 'active', 'two misses in a window are noise');
+});

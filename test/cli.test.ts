@@ -61,7 +61,7 @@ t.test('register, list, inspect and unregister from the command line', async (t)
   t.match(q.stdout, /\d\/3 correct/);
   const infeasible = await infaas(['query', '--accuracy', '0.9999', '--latency', '1000', '-s', sys.url]);
   t.equal(infeasible.code, 1);
-  t.match(infeasible.stderr, /error INFEASIBLE: .*Achievable now: highest accuracy within 1000 ms/);
+  t.match(infeasible.stderr, /error INFEASIBLE: .*objective 1000 ms.*Achievable: highest accuracy within 1000 ms/);
   await worker.stop();
   const gone = await infaas(['unregister', 'cli-model', '-s', sys.url]);
   t.match(gone.stdout, /removed cli-model: 4 variants, 4 profiles, 4 files/);

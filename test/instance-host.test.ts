@@ -190,3 +190,20 @@ t.test('a load that hangs fails after loadTimeoutMs', async (t) => {
   t.equal(await inst.loaded, 'failed');
   t.match(inst.reason, /longer than 50 ms/);
 });
+
+t.test('a variant whose outputs are not batch-major runs one query at a time', async (t) => {
+  const s = new ScriptedSession();
+  const inst = new VariantInstance({
+    spec: { id: 'nb', variant: 'm.v', model: 'm', maxBatch: 8, threads: 1, memoryBytes: 1, inputs, batchQueries: false, profile: { latency: [{ batch: 1, p50Ms: 1 }, { batch: 8, p50Ms: 2 }], loadMs: 1 } },
+    worker: { id: 'w', hardwareClass: 'cpu-test', pricePerHour: 1, threads: 2 },
+    open: async () => s, log: silentLogger, onState: () => {},
+  });
+  await inst.loaded;
+  const before = s.runs.length;
+  s.delayMs = 20;
+  const qs = [1, 2, 3].map((v) => query(v, 1000));
+  for (const q of qs) inst.enqueue(q.q);
+  await Promise.all(qs.map((q) => q.outcome));
+  t.same(s.runs.slice(before), [1, 1, 1], 'no query shares a run with another');
+  await inst.drain();
+});

@@ -178,9 +178,11 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       if (sel.kind === 'infeasible') {
         if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
         if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)', { retryAfterMs: 1000 });
-        if (budgetMs < q.slo.latencyMs && policy(snap, { ...request, latencyMs: q.slo.latencyMs - options.pathOverheadMs }).kind !== 'infeasible') {
+        if (budgetMs < q.slo.latencyMs) {
+          const whole = policy(snap, { ...request, latencyMs: q.slo.latencyMs - options.pathOverheadMs });
           // The objective is feasible; only the time left of it (a retry, a caller's deadline) is not.
-          throw new InfaasError(ErrorCode.DeadlineExceeded, `only ${budgetMs} ms left of the ${q.slo.latencyMs} ms objective: too little for any variant; not computed`, { deadline, now: receivedAt });
+          if (whole.kind !== 'infeasible') throw new InfaasError(ErrorCode.DeadlineExceeded, `only ${budgetMs} ms left of the ${q.slo.latencyMs} ms objective: too little for any variant; not computed`, { deadline, now: receivedAt });
+          sel = whole; // INFEASIBLE speaks of the objective, not of what was left of it
         }
         if (sel.reason === ROOM) {
           // Not now, not never: feasible variants exist, but no worker has the memory for one. The
@@ -188,14 +190,15 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
           throw new InfaasError(ErrorCode.NoCapacity, `${sel.reason} (objective ${budgetMs} ms, accuracy floor ${request.minAccuracy}): no worker has the memory for a feasible variant now`, { retryAfterMs: 1000 });
         }
         // What is achievable end to end: the profiled latency plus the serving path.
+        if (sel.kind !== 'infeasible') throw new InfaasError(ErrorCode.Internal, 'selection changed its mind');
         const a = sel.achievable;
         const lowest = a.lowestLatencyMs !== undefined ? a.lowestLatencyMs + options.pathOverheadMs : undefined;
         const offer = [
           lowest !== undefined ? `lowest latency at accuracy >= ${a.atAccuracy}: ${lowest.toFixed(2)} ms` : '',
-          a.highestAccuracy !== undefined ? `highest accuracy within ${budgetMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
+          a.highestAccuracy !== undefined ? `highest accuracy within ${q.slo.latencyMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
         ].filter(Boolean).join('; ');
-        throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${budgetMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable: ${offer}` : ''}${lowest !== undefined ? '; send slo.onInfeasible "closest" to be served the fastest anyway' : ''}`, {
-          reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: budgetMs, pathOverheadMs: options.pathOverheadMs,
+        throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${q.slo.latencyMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable: ${offer}` : ''}${lowest !== undefined ? '; send slo.onInfeasible "closest" to be served the fastest anyway' : ''}`, {
+          reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs,
           ...(lowest !== undefined ? { lowestLatencyMs: lowest } : {}), ...(a.highestAccuracy !== undefined ? { highestAccuracy: a.highestAccuracy } : {}),
         });
       }

@@ -336,6 +336,8 @@ export class VariantInstance {
       rows += q.checked.rows;
       this.queuedRows -= q.checked.rows;
       batch.push(q);
+      // Outputs that are not batch-major cannot be split per query: one query per run.
+      if (this.spec.batchQueries === false) break;
     }
     return batch;
   }

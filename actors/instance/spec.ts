@@ -22,6 +22,11 @@ export interface InstanceSpec {
   threads: number;
   memoryBytes: number;
   inputs: TensorSpec[];
+  /**
+   * Whether queries may share a run: false when an output's first dimension is not the batch (a
+   * fixed size or none), since its bytes could not be split per query; default true.
+   */
+  batchQueries?: boolean;
   /** This hardware class's profile: latency per batch size and load time (absent: not profiled yet). */
   profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number };
 }

@@ -158,7 +158,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     }
     const spec: InstanceSpec = {
       id: `i-${instanceIds()}`, variant: v.id, model: v.model, maxBatch: v.maxBatch, threads: v.intraOpThreads, memoryBytes: memory,
-      inputs: m.inputs, ...(p?.latency && p.loadMs !== undefined ? { profile: { latency: p.latency, loadMs: p.loadMs } } : {}),
+      inputs: m.inputs, batchQueries: m.outputs.every((o) => o.shape.length > 0 && o.shape[0] === null), ...(p?.latency && p.loadMs !== undefined ? { profile: { latency: p.latency, loadMs: p.loadMs } } : {}),
     };
     if (!spec.profile) log.warn({ variant: v.id }, 'no profile for this hardware class yet: batching without a latency curve, no classification');
     replacements.delete(variantId);

@@ -77,9 +77,24 @@ export class ScalingRunner {
   }
 
   async round(): Promise<void> {
+    this.unloadUnregistered();
     const plan = planWorkerScaling(this.state, this.snapshot(), this.deps.settings);
     this.state = plan.state;
     for (const a of plan.actions) await this.carryOut(a);
+  }
+
+  /** Instances of variants no longer in the registry (their model was unregistered) are drained away. */
+  private unloadUnregistered(): void {
+    for (const i of this.deps.instances()) {
+      const v = this.deps.view.variants.get(i.spec.variant);
+      const m = v && this.deps.view.models.get(v.model);
+      if (m) continue;
+      if (i.state === 'draining') continue;
+      this.deps.event('autoscaler.decision', `unload ${i.spec.variant}: its model is no longer registered`, {
+        variant: i.spec.variant, instance: i.spec.id, details: { action: 'unload', reason: 'unregistered' },
+      });
+      void i.drain();
+    }
   }
 
   private async carryOut(a: ScalingAction): Promise<void> {
