@@ -8,6 +8,9 @@ import { CommandProvisioner } from '../cluster/provisioners.js';
 import { silentLogger } from '../runtime/log.js';
 import { planClusterScaling, initialClusterScalingState, type ClusterSnapshot } from '../actors/vm-autoscaler/index.js';
 import { arrayToTensor } from '../runtime/codec.js';
+import { kvGet } from '../runtime/store.js';
+import type { WorkerRecord } from '../schemas/worker.js';
+import { keys } from '../subjects/index.js';
 import { InfaasError } from '../runtime/errors.js';
 import { QueryClient } from '../runtime/query-client.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
@@ -50,9 +53,10 @@ t.test('policy: scale in the least-used managed worker after sustained idleness,
 t.test('queries with no room start a local worker; an idle one is drained away', async (t) => {
   const sys = await startTestSystem(t);
   const info = await registerZooModel(sys.client, 'mlp-small');
+  // Cores are shared, memory is not: the fixed worker has the memory for the first variant and
+  // half the second (profiled peak memory).
+  const mem = (v: (typeof info.variants)[number]) => Object.values(v.profiles)[0]?.peakMemoryBytes ?? v.sizeBytes * 2;
   const [v1, v2] = [info.variants.find((v) => v.precision === 'fp32' && v.maxBatch === 1)!, info.variants.find((v) => v.precision === 'int8' && v.maxBatch === 1)!];
-  // Cores are shared, memory is not: the fixed worker has the memory for the first variant only.
-  const mem = (v: typeof v1) => Object.values(v.profiles)[0]?.peakMemoryBytes ?? v.sizeBytes * 2;
   const fixed = await startTestWorker(t, sys, { threads: 1, memoryBytes: mem(v1) + Math.floor(mem(v2) / 2), monitor: { windowMs: 250 } });
   const { provisioner, vm, decisions } = await startTestController(t, sys, { cooldownMs: 1000, scaleInAfterMs: 3000 });
 
@@ -62,7 +66,10 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   const qc = new QueryClient(sys.nc);
   const image = arrayToTensor('float32', [1, 1, 28, 28], new Float32Array(784));
   const first = await qc.query({ variant: v1.id, inputs: { image }, slo: { latencyMs: 5000 } });
-  t.equal(first.worker, fixed.id, 'the first variant fills the one-thread worker');
+  t.equal(first.worker, fixed.id, 'the first variant fills the worker');
+  // Until the worker's record shows that memory taken, a dispatcher would still send it the second
+  // variant (and the worker would unload the idle first one to make room).
+  for (let i = 0; i < 50 && ((await kvGet<WorkerRecord>(sys.stores.workers, keys.worker(fixed.id)))?.value.usage.memoryReserved ?? 0) < mem(v1); i++) await new Promise((r) => setTimeout(r, 100));
 
   const until = async (what: string, ms: number, fn: () => Promise<boolean> | boolean) => {
     const end = Date.now() + ms;

@@ -129,10 +129,9 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       // A client may pass an absolute deadline of its own (propagated from upstream): the earlier wins.
       const deadline = Math.min(receivedAt + q.slo.latencyMs, headerEpochMs(msg.headers, headerNames.deadline) ?? Infinity);
       const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
-      if (deadline <= receivedAt) {
-        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${receivedAt - deadline} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
-      }
-      // Selection judges against the effective deadline, not only the objective.
+      // Selection judges against the effective deadline, not only the objective (a deadline already
+      // past is DEADLINE_EXCEEDED below, unless the objective itself is infeasible: that says more).
+
       const budgetMs = Math.round((deadline - receivedAt) * 100) / 100;
       const request: SelectionRequest = {
         ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
@@ -141,6 +140,9 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       };
       const snap = builder.snapshot(receivedAt);
       let sel = policy(snap, request);
+      if (budgetMs <= 0 && sel.kind !== 'infeasible') {
+        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${-budgetMs} ms before the query reached a dispatcher; not computed`, { deadline, now: receivedAt });
+      }
       let note: string | undefined;
       let forwardDeadline = deadline;
       if (++decisions % Math.max(1, options.auditEvery) === 0 && options.auditEvery > 0) audit(q, request, sel);
@@ -150,7 +152,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         const warm = policy(snap, { ...request, ignoreLoadTime: true });
         if (warm.kind === 'load') throw warmUp(warm, budgetMs, receivedAt);
       }
-      if (sel.kind === 'infeasible' && sel.reason !== ROOM && q.slo.onInfeasible === 'closest' && sel.achievable.lowestLatencyMs !== undefined) {
+      if (sel.kind === 'infeasible' && sel.reason !== ROOM && q.slo.onInfeasible === 'closest' && budgetMs > 0 && sel.achievable.lowestLatencyMs !== undefined) {
         // The paper's behaviour on request: the fastest variant at the accuracy floor, late by design.
         const closest = policy(snap, { ...request, latencyMs: sel.achievable.lowestLatencyMs * (1 + 1e-9), ignoreLoadTime: true });
         if (closest.kind !== 'infeasible') {
@@ -181,13 +183,17 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         if (budgetMs < q.slo.latencyMs) {
           const whole = policy(snap, { ...request, latencyMs: q.slo.latencyMs - options.pathOverheadMs });
           // The objective is feasible; only the time left of it (a retry, a caller's deadline) is not.
-          if (whole.kind !== 'infeasible') throw new InfaasError(ErrorCode.DeadlineExceeded, `only ${budgetMs} ms left of the ${q.slo.latencyMs} ms objective: too little for any variant; not computed`, { deadline, now: receivedAt });
+          if (whole.kind !== 'infeasible') {
+            throw new InfaasError(ErrorCode.DeadlineExceeded, budgetMs <= 0
+              ? `deadline passed ${-budgetMs} ms before the query reached a dispatcher; not computed`
+              : `only ${budgetMs} ms left of the ${q.slo.latencyMs} ms objective: too little for any variant; not computed`, { deadline, now: receivedAt });
+          }
           sel = whole; // INFEASIBLE speaks of the objective, not of what was left of it
         }
         if (sel.reason === ROOM) {
           // Not now, not never: feasible variants exist, but no worker has the memory for one. The
           // VM-autoscaler hears of this demand; the cluster view refreshes every second.
-          throw new InfaasError(ErrorCode.NoCapacity, `${sel.reason} (objective ${budgetMs} ms, accuracy floor ${request.minAccuracy}): no worker has the memory for a feasible variant now`, { retryAfterMs: 1000 });
+          throw new InfaasError(ErrorCode.NoCapacity, `${sel.reason} (objective ${q.slo.latencyMs} ms, accuracy floor ${request.minAccuracy}): no worker has the memory for a feasible variant now`, { retryAfterMs: 1000 });
         }
         // What is achievable end to end: the profiled latency plus the serving path.
         if (sel.kind !== 'infeasible') throw new InfaasError(ErrorCode.Internal, 'selection changed its mind');
