@@ -20,3 +20,18 @@ t.test('a stray non-JSON value is skipped and later records still arrive', async
   t.same(view.workers.get('w1'), { id: 'w1' }, 'the watch is still running');
   t.notOk(view.workers.has('junk2'));
 });
+
+t.test('liveness is judged by when this process heard a record, not by the writer\'s clock', async (t) => {
+  const server = await startTestNats(t);
+  const { stores } = await connectTest(t, server.url);
+  const view = new ClusterView(silentLogger, 5000);
+  await view.start(stores);
+  t.teardown(() => view.stop());
+  const record = (heartbeatAt: number) => encodeJson({ id: 'w1', state: 'ready', heartbeatAt });
+  const heard = new Promise<void>((resolve) => view.onChange((_b, key) => { if (key === 'w1') resolve(); }));
+  // A writer whose clock runs a minute behind: its heartbeats look stale, but they arrive now.
+  await stores.workers.put('w1', record(Date.now() - 60_000));
+  await heard;
+  t.same(view.liveWorkers().map((w) => w.id), ['w1'], 'live: just heard from');
+  t.same(view.liveWorkers(Date.now() + 6000).map((w) => w.id), [], 'gone once nothing has been heard for staleMs');
+});
