@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const STEP_ACCURACY = 0.97;
   const MODELS = ['mlp-small', 'mlp-wide', 'cnn-small', 'cnn-wide'];
   const MIN_ACCURACY = 0.94;
-  const CONCURRENCY = [1, 8, 64];
+  const CONCURRENCY = argv.includes('--concurrency') ? [Number(argv[argv.indexOf('--concurrency') + 1])] : [1, 8, 64];
   const [WARMUP_S, MEASURE_S] = QUICK ? [2, 3] : [5, 10];
   const STEP = QUICK ? { low: 3, high: 8 } : { low: 5, high: 15 };
   const self = fileURLToPath(import.meta.url);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       [`system, model-less (accuracy >= ${STEP_ACCURACY})`, query({ task: 'digit-classification' }, STEP_ACCURACY)],
       [`hand-written responder (${STEP_MODEL})`, { subject: 'bench.responder-wide', body: {} }],
     ];
-    for (const [name, target] of stepTargets) {
+    for (const [name, target] of CONCURRENCY.length === 1 && !ONLY_STEP ? [] : stepTargets) {
       process.stderr.write(`open-loop step: ${name}\n`);
       const r = await ask({ type: 'open', target, schedule: [{ rate: 0.1 * capacity, seconds: STEP.low }, { rate: 2 * capacity, seconds: STEP.high }], measureFromS: STEP.low, objectiveMs: OBJECTIVE_MS });
       r.seconds = STEP.high;
@@ -127,6 +127,7 @@ async function main(): Promise<void> {
     client.send({ type: 'exit' });
     const table = formatTable(['load', 'path', 'offered q/s', 'goodput q/s', 'not good', 'p50 ms', 'p99 ms', 'errors (measured part)'], rows);
     if (ONLY_STEP) { process.stdout.write(`${formatTable(['load', 'path', 'offered q/s', 'goodput q/s', 'not good', 'p50 ms', 'p99 ms', 'errors'], rows)}\n${steps.join('\n')}\n`); return; }
+    if (CONCURRENCY.length === 1) { process.stdout.write(`${formatTable(['load', 'path', 'offered q/s', 'goodput q/s', 'not good', 'p50 ms', 'p99 ms', 'errors'], rows)}\n`); return; }
     const low = (i: number) => results.get(`1:${targets[i][0]}`)!.p50;
     const ortMs = ortSeq.p50;
     const base = low(1) - ortMs;
