@@ -68,6 +68,14 @@ export const headerNames = {
   deadline: 'Infaas-Deadline',
   /** When the query entered the system (the first hop sets it), for end-to-end timings. */
   start: 'Infaas-Start',
+  /**
+   * Routing facts a dispatcher adds when it forwards a client's query bytes untouched: the chosen
+   * variant, "1" to load it if absent, "1" when the client named the variant, and a note for the answer.
+   */
+  variant: 'Infaas-Variant',
+  load: 'Infaas-Load',
+  pinned: 'Infaas-Pinned',
+  note: 'Infaas-Note',
 } as const;
 
 export const services = {

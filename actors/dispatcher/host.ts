@@ -217,10 +217,17 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       if (local) {
         local({ req: forward, deadline: forwardDeadline, startedAt, receivedAt, route: { json, ...(msg.reply ? { reply: msg.reply } : {}), ...(resultSubject ? { resultSubject } : {}) } });
       } else {
-        const enc = encodePayload(forward, json);
-        enc.headers.set(headerNames.deadline, String(forwardDeadline));
-        enc.headers.set(headerNames.start, String(startedAt));
-        nc.publish(subjects.worker.infer(sel.workerId), enc.data, { headers: enc.headers, ...(msg.reply ? { reply: msg.reply } : {}) });
+        // The client's bytes go on untouched (no re-encoding of tensors it only passes on); the
+        // routing facts travel in headers, and the worker validates the query again.
+        const h = natsHeaders();
+        h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
+        h.set(headerNames.deadline, String(forwardDeadline));
+        h.set(headerNames.start, String(startedAt));
+        h.set(headerNames.variant, sel.variantId);
+        if (forward.load) h.set(headerNames.load, '1');
+        if (forward.pinned) h.set(headerNames.pinned, '1');
+        if (note) h.set(headerNames.note, note.replace(/[\r\n]+/g, ' '));
+        nc.publish(subjects.worker.infer(sel.workerId), msg.data, { headers: h, ...(msg.reply ? { reply: msg.reply } : {}) });
       }
       if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);
       builder.noteSent(sel.workerId, sel.variantId);

@@ -1,8 +1,9 @@
 // The worker dispatcher's data plane: decode and validate a forwarded query, enforce its deadline,
 // route it to an instance of its variant, and answer exactly once, straight to the client's reply
 // subject or to the query's result subject.
-import { headers as natsHeaders, type NatsConnection, type ServiceMsg } from 'nats';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection, type ServiceMsg } from 'nats';
 import type { QueryResult } from '../../schemas/query.js';
+import { Query } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
 import { headerNames } from '../../subjects/index.js';
@@ -102,7 +103,9 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
         throw new InfaasError(ErrorCode.PayloadTooLarge, `request is ${msg.data.length} bytes; this worker takes at most ${options.maxRequestBytes}`);
       }
       if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
-      const req = validate(InferRequest, decodePayload(msg.data, msg.headers), 'inference request');
+      const body = decodePayload(msg.data, msg.headers);
+      const routed = msg.headers?.get(headerNames.variant);
+      const req = routed ? forwardedQuery(body, routed, msg.headers!) : validate(InferRequest, body, 'inference request');
       if (req.resultSubject) route = { ...route, resultSubject: req.resultSubject };
       const deadline = headerEpochMs(msg.headers, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
       const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
@@ -114,4 +117,16 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     }
   };
   return { handler, accept };
+}
+
+/** A client's query forwarded untouched by a dispatcher, with the routing facts in headers, as an inference request. */
+function forwardedQuery(body: unknown, variant: string, h: MsgHdrs): InferRequest {
+  const q = validate(Query, body, 'forwarded query');
+  const note = h.get(headerNames.note);
+  return validate(InferRequest, {
+    ...(q.id !== undefined ? { id: q.id } : {}), variant, inputs: q.inputs,
+    ...(q.resultSubject ? { resultSubject: q.resultSubject } : {}),
+    ...(h.get(headerNames.load) === '1' ? { load: true } : {}), ...(h.get(headerNames.pinned) === '1' ? { pinned: true } : {}),
+    ...(note ? { note } : {}),
+  }, 'forwarded query');
 }
