@@ -1,0 +1,186 @@
+// The selection policy's model: the snapshot and request types, and what both implementations of
+// the policy share (latency and cost of a profile, expected completion at an instance, the choice
+// among running instances, the infeasible answer). No I/O: the dispatcher, tests and the trace
+// simulator use the same functions.
+import { latencyCurve } from '../instance/batching.js';
+import type { SnapshotIndex } from './select-index.js';
+
+export interface CandidateProfile {
+  variantId: string;
+  model: string;
+  task: string;
+  hardwareClass: string;
+  accuracy: number;
+  maxBatch: number;
+  threads: number;
+  loadMs: number;
+  peakMemoryBytes: number;
+  /** Profiled p50 latency per batch size (ascending batch). */
+  latency: { batch: number; p50Ms: number }[];
+}
+
+export interface WorkerView {
+  id: string;
+  hardwareClass: string;
+  /** The worker's hourly price over its threads: a variant costs this times the threads it holds. */
+  pricePerThreadHour: number;
+  freeThreads: number;
+  freeMemoryBytes: number;
+}
+
+export type InstanceState = 'loading' | 'active' | 'overloaded' | 'interfered' | 'draining';
+
+export interface InstanceView {
+  variantId: string;
+  workerId: string;
+  state: InstanceState;
+  /** Rows queued plus in flight: last report plus what this dispatcher sent since. */
+  outstanding: number;
+  /** When the instance last reported (epoch ms): the work it had then drains at its profiled rate. */
+  reportedAt?: number;
+}
+
+export interface Snapshot {
+  profiles: CandidateProfile[];
+  workers: Map<string, WorkerView>;
+  instances: InstanceView[];
+}
+
+export interface SelectionRequest {
+  task?: string;
+  model?: string;
+  variant?: string;
+  batch: number;
+  latencyMs: number;
+  minAccuracy: number;
+  maxCostPerQuery?: number;
+  /** Choose a variant to load even if its load time exceeds the objective (to warm it up for the next queries). */
+  ignoreLoadTime?: boolean;
+  /** Decision time, epoch ms (for draining reported queues); default: queues as reported. */
+  now?: number;
+}
+
+export type Selection =
+  | { kind: 'running'; variantId: string; workerId: string; expectedMs: number; costPerQuery: number }
+  | { kind: 'load'; variantId: string; workerId: string; expectedMs: number; costPerQuery: number }
+  /** Instances of feasible variants exist but none would finish in time now: retry later (the autoscalers add capacity). */
+  | { kind: 'busy'; variantId: string; workerId: string; expectedMs: number; retryAfterMs: number; loading: boolean }
+  | {
+      kind: 'infeasible';
+      reason: string;
+      /** Lowest latency any variant reaches at the requested accuracy, and the highest accuracy within the requested latency. */
+      achievable: { lowestLatencyMs?: number; atAccuracy: number; highestAccuracy?: number; withinMs: number };
+    };
+
+/** p50 for a batch: the smallest profiled batch size that holds it. */
+export function latencyFor(p: CandidateProfile, batch: number): number | undefined {
+  if (batch > p.maxBatch) return undefined;
+  return p.latency.find((l) => l.batch >= batch)?.p50Ms;
+}
+
+/** The variant takes the batch and its profiled latency fits the objective (a batch beyond the variant's cap never does, even with no bound on latency). */
+export function withinObjective(p: CandidateProfile, r: SelectionRequest): boolean {
+  const l = latencyFor(p, r.batch);
+  return l !== undefined && l <= r.latencyMs;
+}
+
+/** Worker time the query uses, priced: the hourly price of the cores it holds x its share of one batch call. */
+export function costPerQuery(pricePerHour: number, latencyMs: number, batch: number): number {
+  return (pricePerHour / 3_600_000) * (latencyMs / batch);
+}
+
+export function matches(p: CandidateProfile, r: SelectionRequest): boolean {
+  if (r.variant) return p.variantId === r.variant;
+  if (r.model) return p.model === r.model;
+  return p.task === r.task;
+}
+
+/** 3. Infeasible: say what is achievable now. */
+export function infeasible(r: SelectionRequest, floor: number, matched: number, feasible: number, lowestLatencyMs?: number, highestAccuracy?: number): Selection {
+  const reason = matched === 0 ? 'no registered variant matches'
+    : feasible === 0 ? 'no variant meets both the accuracy floor and the latency objective'
+    : 'no worker can run a feasible variant in time';
+  return {
+    kind: 'infeasible', reason,
+    achievable: {
+      ...(lowestLatencyMs !== undefined ? { lowestLatencyMs } : {}), atAccuracy: floor,
+      ...(highestAccuracy !== undefined ? { highestAccuracy } : {}), withinMs: r.latencyMs,
+    },
+  };
+}
+
+/** Workers with a (not draining) instance of a feasible variant. */
+export function workersHosting(instances: readonly InstanceView[], byId: Map<string, CandidateProfile> | undefined, s: Snapshot, ix?: SnapshotIndex['cluster'], feasible?: CandidateProfile[]): Set<string> {
+  const out = new Set<string>();
+  if (ix && feasible) {
+    for (const p of feasible) {
+      for (const i of ix.instancesAt.get(p.variantId)?.get(p.hardwareClass) ?? []) if (instances[i].state !== 'draining') out.add(instances[i].workerId);
+    }
+    return out;
+  }
+  for (const inst of instances) {
+    const w = s.workers.get(inst.workerId);
+    if (w && inst.state !== 'draining' && byId!.has(`${inst.variantId}@${w.hardwareClass}`)) out.add(w.id);
+  }
+  return out;
+}
+
+/** Health ranks before expected completion: an overloaded or interfered instance is used only when no active one is available. */
+const RANK: Partial<Record<InstanceState, number>> = { active: 0, interfered: 1, overloaded: 1, loading: 2 };
+
+/**
+ * The instance of a feasible variant expected to finish this query first (its queue included, as
+ * reported and drained at the profiled rate since, plus what this dispatcher sent), healthy ones
+ * before overloaded or interfered ones, loading ones only after those; cost breaks ties. One that
+ * would finish within the objective is 'running'; when none would, the soonest is 'busy', with the
+ * shortfall as retry advice. Draining instances take nothing.
+ */
+export function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterable<InstanceView>, byId: Map<string, CandidateProfile>): Extract<Selection, { kind: 'running' | 'busy' }> | undefined {
+  let best: Extract<Selection, { kind: 'running' }> | undefined;
+  let bestRank = Infinity;
+  let soonest: Extract<Selection, { kind: 'busy' }> | undefined;
+  for (const inst of instances) {
+    const rank = RANK[inst.state];
+    if (rank === undefined) continue;
+    const w = s.workers.get(inst.workerId);
+    const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
+    if (!w || !p) continue;
+    const ms = latencyFor(p, r.batch)!;
+    const expectedMs = inst.state === 'loading' ? p.loadMs + ms : expectedCompletionMs(p, pendingRows(p, inst, r.now), r.batch);
+    if (expectedMs > r.latencyMs) {
+      if (!soonest || expectedMs < soonest.expectedMs) soonest = { kind: 'busy', variantId: inst.variantId, workerId: w.id, expectedMs, retryAfterMs: expectedMs - r.latencyMs, loading: inst.state === 'loading' };
+      continue;
+    }
+    if (rank > bestRank) continue;
+    const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
+    if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
+    if (!best || rank < bestRank || expectedMs < best.expectedMs || (expectedMs === best.expectedMs && cost < best.costPerQuery)) {
+      best = { kind: 'running', variantId: inst.variantId, workerId: w.id, expectedMs, costPerQuery: cost };
+      bestRank = rank;
+    }
+  }
+  return best ?? soonest;
+}
+
+/** Rows still ahead at an instance: as reported, less what it has served since at its profiled full-batch rate. */
+function pendingRows(p: CandidateProfile, inst: InstanceView, now?: number): number {
+  if (now === undefined || inst.reportedAt === undefined || inst.outstanding === 0) return inst.outstanding;
+  const full = latencyFor(p, p.maxBatch) ?? 0;
+  const served = full > 0 ? ((now - inst.reportedAt) * p.maxBatch) / full : Infinity;
+  return Math.max(0, Math.round(inst.outstanding - served));
+}
+
+const curves = new WeakMap<CandidateProfile, (rows: number) => number>();
+
+/**
+ * When a query of `rows` sent to an instance with `outstanding` rows ahead of it would finish, from
+ * the profile: the work ahead in full batches and a partial one, then its own batch (the worker's
+ * latency curve, interpolated between profiled batch sizes).
+ */
+export function expectedCompletionMs(p: CandidateProfile, outstanding: number, rows: number): number {
+  let curve = curves.get(p);
+  if (!curve) curves.set(p, curve = latencyCurve(p.latency));
+  const rest = outstanding % p.maxBatch;
+  return Math.floor(outstanding / p.maxBatch) * curve(p.maxBatch) + (rest > 0 ? curve(rest) : 0) + curve(rows);
+}
+
