@@ -16,7 +16,7 @@ import { startRegistrar } from '../actors/registrar/index.js';
 import { startWorker } from '../actors/worker/index.js';
 import { RegistryClient, type ModelInfo } from '../runtime/client.js';
 import { arrayToTensor } from '../runtime/codec.js';
-import { ErrorCode, InfaasError } from '../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import { startLocalNats } from '../runtime/local-nats.js';
 import { createLogger } from '../runtime/log.js';
 import { closeBus, connectBus } from '../runtime/nats.js';

@@ -11,7 +11,7 @@ import { fmtMs, formatTable } from '../runtime/table.js';
 import type { Query } from '../schemas/query.js';
 import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
-import { InfaasError } from '../runtime/errors.js';
+import { InfaasError } from '../schemas/errors.js';
 import { createLogger } from '../runtime/log.js';
 import { readEnv } from './config.js';
 import { startStack, type Stack } from './local.js';

@@ -2,7 +2,7 @@
 // objectives, showing how model-less selection changes with the SLO and what it achieved.
 import type { Slo } from '../schemas/query.js';
 import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
-import { InfaasError } from '../runtime/errors.js';
+import { InfaasError } from '../schemas/errors.js';
 import type { QueryClient } from '../runtime/query-client.js';
 import { fmtMs, formatTable } from '../runtime/table.js';
 import { loadSplit } from '../zoo/data.js';

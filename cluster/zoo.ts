@@ -1,7 +1,7 @@
 // Registers the built-in zoo through the public client, skipping models already registered.
 import type { RegistryEvent } from '../schemas/registry.js';
 import type { RegistryClient } from '../runtime/client.js';
-import { ErrorCode, InfaasError } from '../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import { zooModelBytes, zooModels, zooRequest, zooValidationSet } from '../zoo/index.js';
 
 export interface ZooOutcome { name: string; outcome: 'registered' | 'already registered' | 'in progress elsewhere' }

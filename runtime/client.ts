@@ -4,7 +4,7 @@ import type { NatsConnection } from 'nats';
 import type { ModelRecord, RegisterReply, RegisterRequest, RegistryEvent } from '../schemas/registry.js';
 import { objects, subjects } from '../subjects/index.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { ErrorCode, InfaasError, type ErrorBody } from './errors.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../schemas/errors.js';
 import type { VariantWithProfiles } from './registry-view.js';
 import { putObject, type Stores } from './store.js';
 

@@ -3,7 +3,7 @@
 // and a thread wake-up, ~0.1-0.3 ms measured), and a run this short does not stall the loop.
 import type { DType } from '../schemas/tensor.js';
 import type { TypedArray } from './codec.js';
-import { ErrorCode, InfaasError } from './errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import { createSession, ort, type SessionConfig } from './onnx-session.js';
 import type { Feed, RunResult } from './threaded-session.js';
 

@@ -4,7 +4,7 @@ import type { NatsConnection, Subscription } from 'nats';
 import type { Query, QueryResult } from '../schemas/query.js';
 import { headerNames, subjects } from '../subjects/index.js';
 import { encodePayload } from './codec.js';
-import { ErrorCode, InfaasError } from './errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import { answerOf } from './worker-client.js';
 
 export interface QueryOptions {

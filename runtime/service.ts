@@ -3,7 +3,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { RequestStrategy, type NatsConnection, type Service, type ServiceMsg } from 'nats';
 import { validate } from '../schemas/validate.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { toInfaasError, type InfaasError } from './errors.js';
+import { toInfaasError, type InfaasError } from '../schemas/errors.js';
 import type { Logger } from './log.js';
 
 export interface JsonEndpoint<S extends TSchema> {

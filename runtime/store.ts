@@ -2,7 +2,7 @@
 import type { KV, KvEntry, NatsConnection, ObjectStore } from 'nats';
 import { buckets } from '../subjects/index.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { ErrorCode, InfaasError } from './errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 
 export interface Stores {
   models: KV;

@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { DType } from '../schemas/tensor.js';
 import type { TypedArray } from './codec.js';
-import { ErrorCode, InfaasError } from './errors.js';
+import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import type { SessionConfig } from './onnx-session.js';
 
 /** A tensor as the session sees it: a typed array and its dimensions. */

@@ -5,7 +5,7 @@ import type { QueryResult } from '../schemas/query.js';
 import type { InferRequest, InstanceRecord } from '../schemas/worker.js';
 import { headerNames, subjects } from '../subjects/index.js';
 import { decodeJson, decodePayload, encodeJson, encodePayload } from './codec.js';
-import { ErrorCode, InfaasError, type ErrorBody } from './errors.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../schemas/errors.js';
 
 export interface InferOptions {
   /** Relative deadline (ms from now); sent as the absolute Infaas-Deadline header. */

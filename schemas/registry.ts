@@ -157,6 +157,8 @@ export const ErrorReply = Type.Object(
       code: Type.String(),
       message: Type.String(),
       retryable: Type.Boolean(),
+      /** On a retryable error: when a retry can expect to succeed, in ms from the answer. */
+      retryAfterMs: Type.Optional(Type.Number({ minimum: 0 })),
       details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     }),
   },

@@ -1,7 +1,7 @@
 // One validator per schema (compiled once); failures become BAD_REQUEST errors that name the field.
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { ErrorCode, InfaasError } from '../runtime/errors.js';
+import { ErrorCode, InfaasError } from './errors.js';
 
 const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
 

@@ -5,7 +5,7 @@ import { startDispatcher } from '../actors/dispatcher/index.js';
 import { headers } from 'nats';
 import { arrayToTensor, encodePayload, tensorToArray } from '../runtime/codec.js';
 import { answerOf } from '../runtime/worker-client.js';
-import { InfaasError } from '../runtime/errors.js';
+import { InfaasError } from '../schemas/errors.js';
 import { silentLogger } from '../runtime/log.js';
 import { ort } from '../runtime/onnx-session.js';
 import { QueryClient } from '../runtime/query-client.js';

@@ -11,7 +11,7 @@ import { arrayToTensor } from '../runtime/codec.js';
 import { kvGet } from '../runtime/store.js';
 import type { WorkerRecord } from '../schemas/worker.js';
 import { keys } from '../subjects/index.js';
-import { InfaasError } from '../runtime/errors.js';
+import { InfaasError } from '../schemas/errors.js';
 import { QueryClient } from '../runtime/query-client.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { WorkerClient } from '../runtime/worker-client.js';
 import { arrayToTensor } from '../runtime/codec.js';
-import { InfaasError } from '../runtime/errors.js';
+import { InfaasError } from '../schemas/errors.js';
 import { kvGet } from '../runtime/store.js';
 import { pingInstances } from '../runtime/service.js';
 import { keys, services } from '../subjects/index.js';

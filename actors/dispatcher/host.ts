@@ -11,7 +11,7 @@ import type { AcceptedQuery } from '../worker/inference.js';
 import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
 import { ClusterView } from '../../runtime/cluster-view.js';
 import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, headerEpochMs, isJson } from '../../runtime/codec.js';
-import { ErrorCode, InfaasError, toInfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
 import type { Stores } from '../../runtime/store.js';

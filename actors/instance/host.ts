@@ -3,7 +3,7 @@
 // replicas run in parallel and the worker's event loop stays free for NATS.
 import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from 'xstate';
 import type { InstanceState } from '../../schemas/worker.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { BATCH_OVERHEAD_MS, capacityQps, decideBatch, latencyCurve } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';

@@ -2,7 +2,7 @@
 // into one batch along dim 0 (the batch dimension of every input), and outputs split back per query.
 import type { Tensor, TensorSpec } from '../../schemas/tensor.js';
 import { elementCount, tensorToArray, type TypedArray } from '../../runtime/codec.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Feed } from '../../runtime/threaded-session.js';
 
 export type { Feed };

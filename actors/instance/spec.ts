@@ -2,7 +2,7 @@
 // window counters): the contract between the instance host, the worker and the monitor.
 import type { QueryResult } from '../../schemas/query.js';
 import type { TensorSpec } from '../../schemas/tensor.js';
-import type { InfaasError } from '../../runtime/errors.js';
+import type { InfaasError } from '../../schemas/errors.js';
 import type { Feed } from '../../runtime/threaded-session.js';
 import type { CheckedInputs } from './inputs.js';
 

@@ -7,7 +7,7 @@ import type { NatsConnection } from 'nats';
 import { fromPromise } from 'xstate';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import { keys, objects, services } from '../../subjects/index.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { parseModel } from '../../runtime/onnx-session.js';

@@ -7,7 +7,7 @@ import type { NatsConnection } from 'nats';
 import { createActor } from 'xstate';
 import { GenerateRequest, type ModelRecord, type ProfileRecord, type VariantRecord } from '../../schemas/registry.js';
 import { keys, services, subjects } from '../../subjects/index.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { availableProviders } from '../../runtime/onnx-session.js';
 import { defaultMeasureOptions, type MeasureOptions } from '../../runtime/profile-measure.js';

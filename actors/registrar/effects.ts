@@ -6,7 +6,7 @@ import { GenerateReply as GenerateReplySchema } from '../../schemas/registry.js'
 import { validate as validateSchema } from '../../schemas/validate.js';
 import { keys, objects, services, subjects } from '../../subjects/index.js';
 import { decodeJson, encodeJson } from '../../runtime/codec.js';
-import { ErrorCode, InfaasError, type ErrorBody } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../../schemas/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { createSession, modelSignature, parseModel, signatureMismatches } from '../../runtime/onnx-session.js';

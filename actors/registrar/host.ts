@@ -5,7 +5,7 @@ import type { NatsConnection, Service } from 'nats';
 import { createActor, type ActorRefFrom } from 'xstate';
 import { ModelsRequest, NameRequest, RegisterRequest, type ModelRecord, type RegisterReply } from '../../schemas/registry.js';
 import { services, subjects } from '../../subjects/index.js';
-import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../schemas/errors.js';
 import { publishRegistryEvent } from '../../runtime/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';

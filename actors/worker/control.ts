@@ -2,7 +2,7 @@
 import type { Service } from 'nats';
 import { EmptyRequest, LoadRequest, UnloadRequest, type InstanceRecord } from '../../schemas/worker.js';
 import { subjects } from '../../subjects/index.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { addJsonEndpoint } from '../../runtime/service.js';
 import type { VariantInstance } from '../instance/index.js';

@@ -6,7 +6,7 @@ import { createActor, fromPromise, waitFor } from 'xstate';
 import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
 import { keys, services, subjects } from '../../subjects/index.js';
 import { encodeJson } from '../../runtime/codec.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/registry-view.js';
 import type { Stores } from '../../runtime/store.js';

@@ -5,7 +5,7 @@ import { customAlphabet } from 'nanoid';
 import type { ProfileRecord } from '../../schemas/registry.js';
 import type { InstanceRecord, WorkerEvent, WorkerEventType } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { InlineSession } from '../../runtime/inline-session.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RegistryView } from '../../runtime/registry-view.js';

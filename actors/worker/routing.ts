@@ -1,7 +1,7 @@
 // Worker-side routing: which instance takes a forwarded query. Follows an autoscaler switch for
 // unpinned queries, prefers the least busy serving replica, else a loading one that will be ready
 // in time, else loads one when the dispatcher asked for it.
-import { ErrorCode, InfaasError } from '../../runtime/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { VariantInstance } from '../instance/index.js';
 import type { Router } from './inference.js';
 import type { InstanceRegistry } from './registry.js';

@@ -1,6 +1,6 @@
 // Assertions shared by the integration tests.
 import type { Test } from 'tap';
-import { InfaasError } from '../../runtime/errors.js';
+import { InfaasError } from '../../schemas/errors.js';
 
 /** Expects `p` to fail with an InfaasError of `code`; returns it for further checks. */
 export async function rejectsWith(t: Test, p: Promise<unknown>, code: string, what: string): Promise<InfaasError | undefined> {

@@ -4,7 +4,7 @@ import t from 'tap';
 import { startDispatcher } from '../../actors/dispatcher/index.js';
 import type { WorkerEvent } from '../../schemas/worker.js';
 import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
-import type { InfaasError } from '../../runtime/errors.js';
+import type { InfaasError } from '../../schemas/errors.js';
 import { silentLogger } from '../../runtime/log.js';
 import { QueryClient } from '../../runtime/query-client.js';
 import { subjects } from '../../subjects/index.js';

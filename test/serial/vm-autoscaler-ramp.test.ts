@@ -2,7 +2,7 @@
 // quiet period removes one again. Runs alone: it keeps a core busy on purpose.
 import t from 'tap';
 import { arrayToTensor } from '../../runtime/codec.js';
-import type { InfaasError } from '../../runtime/errors.js';
+import type { InfaasError } from '../../schemas/errors.js';
 import { QueryClient } from '../../runtime/query-client.js';
 import { kvKeys } from '../../runtime/store.js';
 import { ZOO_TASK } from '../../zoo/index.js';
