@@ -30,7 +30,10 @@ export class QueryClient {
     const deadline = Math.min(options.deadline ?? Infinity, Date.now() + q.slo.latencyMs);
     for (let tries = 0; ; tries++) {
       try {
-        return await this.once(q, deadline, options);
+        // The first try carries only a deadline the caller gave: the objective then counts from
+        // the dispatcher's receipt, whose serving-path allowance covers the hop to it. Retries
+        // carry the first try's deadline, so the objective holds across them.
+        return await this.once(q, tries === 0 && options.deadline === undefined ? undefined : deadline, options);
       } catch (err) {
         const retry = options.retry !== false && tries < (options.maxRetries ?? 2);
         const wait = err instanceof InfaasError && err.retryable && retry ? err.retryAfterMs : undefined;
@@ -41,10 +44,10 @@ export class QueryClient {
     }
   }
 
-  private async once(q: Query, deadline: number, options: QueryOptions): Promise<QueryResult> {
+  private async once(q: Query, deadline: number | undefined, options: QueryOptions): Promise<QueryResult> {
     const enc = encodePayload(q, options.json);
-    enc.headers.set(headerNames.deadline, String(deadline));
-    const timeout = options.timeoutMs ?? Math.max(1, deadline - Date.now()) + 1000;
+    if (deadline !== undefined) enc.headers.set(headerNames.deadline, String(deadline));
+    const timeout = options.timeoutMs ?? Math.max(1, (deadline ?? Date.now() + q.slo.latencyMs) - Date.now()) + 1000;
     try {
       const reply = await this.nc.request(subjects.query, enc.data, { headers: enc.headers, timeout });
       return answerOf<QueryResult>(reply.data, reply.headers, options.json ?? false);

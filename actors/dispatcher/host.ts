@@ -26,6 +26,12 @@ export interface DispatcherOptions {
    * (docs/benchmarks.md), so 2 ms is subtracted from the SLO before matching profiles.
    */
   pathOverheadMs: number;
+  /**
+   * The part of that path still ahead once a query has reached the dispatcher (dispatcher ->
+   * worker -> client), when judging against a deadline that was set before the first hop (the
+   * client's Infaas-Deadline): the hop already travelled is inside that deadline. About half.
+   */
+  pathAheadMs: number;
   /** Publish one selection in this many on infaas.events.dispatcher (0: none). */
   auditEvery: number;
   maxRequestBytes: number;
@@ -37,7 +43,7 @@ const WARM_UP_MS = 5000;
 /** selectVariant's reason when feasible variants exist but no worker has room for one in time. */
 const ROOM = 'no worker can run a feasible variant in time';
 
-export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
+export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, pathAheadMs: 1, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
 
 /** The selection policy; swap it for a baseline or an experiment. */
 export type SelectionPolicy = (snapshot: Snapshot, request: SelectionRequest) => Selection;
@@ -135,7 +141,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       const budgetMs = Math.round((deadline - receivedAt) * 100) / 100;
       const request: SelectionRequest = {
         ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
-        batch, latencyMs: budgetMs - options.pathOverheadMs, minAccuracy: q.slo.minAccuracy ?? 0, now: receivedAt,
+        batch, latencyMs: Math.min(q.slo.latencyMs - options.pathOverheadMs, budgetMs - options.pathAheadMs), minAccuracy: q.slo.minAccuracy ?? 0, now: receivedAt,
         ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
       };
       const snap = builder.snapshot(receivedAt);
