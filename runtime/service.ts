@@ -16,7 +16,7 @@ export interface JsonEndpoint<S extends TSchema> {
 
 export function respondWithError(msg: ServiceMsg, err: InfaasError): void {
   // The micro protocol's headers carry a numeric status and a description; the body carries our code.
-  msg.respondError(err.status, `${err.code}: ${err.message}`.slice(0, 1000), encodeJson(err.toBody()));
+  msg.respondError(err.status, err.headerText, encodeJson(err.toBody()));
 }
 
 /**

@@ -74,6 +74,15 @@ export class InfaasError extends Error {
     return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
   }
 
+  /**
+   * "CODE: message" for the Nats-Service-Error header: control characters (CR/LF make nats.js
+   * throw BAD_HEADER, which killed processes answering a body with a newline) become spaces, and
+   * the length is capped. The one place every error reply gets its header text.
+   */
+  get headerText(): string {
+    return `${this.code}: ${this.message}`.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 1000);
+  }
+
   toBody(): ErrorBody {
     const after = this.retryable ? this.retryAfterMs : undefined;
     return { error: { code: this.code, message: this.message, retryable: this.retryable, ...(after !== undefined ? { retryAfterMs: after } : {}), ...(this.details ? { details: this.details } : {}) } };

@@ -85,7 +85,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     const h = natsHeaders();
     h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
     h.set('Nats-Service-Error-Code', String(err.status));
-    h.set('Nats-Service-Error', `${err.code}: ${err.message}`.slice(0, 1000));
+    h.set('Nats-Service-Error', err.headerText);
     const data = encodePayload(err.toBody(), json).data;
     if (resultSubject) nc.publish(resultSubject, data, { headers: h });
     else if (msg.reply) msg.respond(data, { headers: h });

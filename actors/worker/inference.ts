@@ -57,7 +57,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       data = encodePayload(err.toBody(), json).data;
       h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
       h.set('Nats-Service-Error-Code', String(err.status));
-      h.set('Nats-Service-Error', `${err.code}: ${err.message}`.replace(/[\r\n]+/g, ' ').slice(0, 1000));
+      h.set('Nats-Service-Error', err.headerText);
     }
     const to = route.resultSubject ?? route.reply;
     if (!to) return;
