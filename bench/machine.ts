@@ -1,7 +1,7 @@
 // What the benchmark ran on, and a helper to replace a marked section of docs/benchmarks.md.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, availableParallelism } from 'node:os';
-import { ort } from '../runtime/onnx-session.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
 
 export function machineLine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';

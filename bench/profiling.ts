@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { objectBytes } from '../runtime/store.js';
+import { objectBytes } from '../runtime/bus/store.js';
 import { createLogger } from '../runtime/log.js';
-import { RegistryClient, type ModelInfo } from '../runtime/client.js';
-import { createSession, ort } from '../runtime/onnx-session.js';
+import { RegistryClient, type ModelInfo } from '../runtime/client/registry-client.js';
+import { createSession, ort } from '../runtime/onnx/onnx-session.js';
 import { formatTable } from '../runtime/table.js';
 import { startStack } from '../cluster/local.js';
 import { registerZoo } from '../cluster/zoo.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStack } from '../cluster/local.js';
 import { registerZoo } from '../cluster/zoo.js';
-import { RegistryClient } from '../runtime/client.js';
+import { RegistryClient } from '../runtime/client/registry-client.js';
 import { createLogger } from '../runtime/log.js';
 import { formatTable, fmtMs } from '../runtime/table.js';
 import { subjects } from '../subjects/index.js';

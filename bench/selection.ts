@@ -5,10 +5,10 @@
 import { performance } from 'node:perf_hooks';
 import { SnapshotBuilder, indexSnapshot, selectVariant, selectVariantScan, type Selection, type SelectionRequest, type Snapshot } from '../actors/dispatcher/index.js';
 import { variantSuffix } from '../actors/profiler/plan.js';
-import { ClusterView } from '../runtime/cluster-view.js';
+import { ClusterView } from '../runtime/views/cluster-view.js';
 import { silentLogger } from '../runtime/log.js';
-import { batchSizesUpTo } from '../runtime/profile-measure.js';
-import { RegistryView } from '../runtime/registry-view.js';
+import { batchSizesUpTo } from '../actors/profiler/profile-measure.js';
+import { RegistryView } from '../runtime/views/registry-view.js';
 import { formatTable } from '../runtime/table.js';
 import type { OptLevel, Precision } from '../schemas/registry.js';
 import type { InstanceState } from '../schemas/worker.js';

@@ -4,9 +4,9 @@ import { basename } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DType, TensorSpec } from '../schemas/tensor.js';
 import { DTYPES } from '../schemas/tensor.js';
-import { RegistryClient, type ModelInfo } from '../runtime/client.js';
-import { QueryClient } from '../runtime/query-client.js';
-import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { RegistryClient, type ModelInfo } from '../runtime/client/registry-client.js';
+import { QueryClient } from '../runtime/client/query-client.js';
+import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
 import { fmtMs, formatTable } from '../runtime/table.js';
 import type { Query } from '../schemas/query.js';
 import { loadSplit } from '../zoo/data.js';
@@ -17,7 +17,7 @@ import { readEnv } from './config.js';
 import { startStack, type Stack } from './local.js';
 import { registrationProgress } from './progress.js';
 import { modelsTable, variantsTable, workersTable } from './report.js';
-import { kvGet, kvKeys } from '../runtime/store.js';
+import { kvGet, kvKeys } from '../runtime/bus/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
 import { runDemo } from './demo.js';
@@ -125,7 +125,7 @@ program.command('nats')
   .option('-p, --port <port>', 'port', parsePort, env.natsPort)
   .action(async (o: { port: number }) => {
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-    const { startLocalNats } = await import('../runtime/local-nats.js');
+    const { startLocalNats } = await import('../runtime/bus/local-nats.js');
     const s = await startLocalNats({ storeDir: `${env.dataDir}/nats`, port: o.port, log });
     print(`NATS at ${s.url}${s.reused ? ' (already running)' : ''}; Ctrl-C to stop`);
     await waitForSignal();

@@ -1,9 +1,9 @@
 // The demonstration workload of `infaas up`: the same held-out digits sent with different
 // objectives, showing how model-less selection changes with the SLO and what it achieved.
 import type { Slo } from '../schemas/query.js';
-import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
 import { InfaasError } from '../schemas/errors.js';
-import type { QueryClient } from '../runtime/query-client.js';
+import type { QueryClient } from '../runtime/client/query-client.js';
 import { fmtMs, formatTable } from '../runtime/table.js';
 import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';

@@ -5,10 +5,10 @@ import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/pro
 import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
 import { startDispatcher, type Dispatcher } from '../actors/dispatcher/index.js';
 import { startWorker, type Worker, type WorkerConfig } from '../actors/worker/index.js';
-import { startLocalNats, type LocalNats } from '../runtime/local-nats.js';
+import { startLocalNats, type LocalNats } from '../runtime/bus/local-nats.js';
 import type { Logger } from '../runtime/log.js';
-import { closeBus, connectBus } from '../runtime/nats.js';
-import { openStores, type Stores } from '../runtime/store.js';
+import { closeBus, connectBus } from '../runtime/bus/nats.js';
+import { openStores, type Stores } from '../runtime/bus/store.js';
 
 export interface Stack {
   url: string;

@@ -1,7 +1,7 @@
 // Human-readable reports: models, and models x variants with their measured profiles.
 import type { ModelRecord } from '../schemas/registry.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
-import type { ModelInfo } from '../runtime/client.js';
+import type { ModelInfo } from '../runtime/client/registry-client.js';
 import { fmtBytes, fmtMs, formatTable } from '../runtime/table.js';
 
 export function modelsTable(models: ModelRecord[]): string {

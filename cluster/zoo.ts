@@ -1,6 +1,6 @@
 // Registers the built-in zoo through the public client, skipping models already registered.
 import type { RegistryEvent } from '../schemas/registry.js';
-import type { RegistryClient } from '../runtime/client.js';
+import type { RegistryClient } from '../runtime/client/registry-client.js';
 import { ErrorCode, InfaasError } from '../schemas/errors.js';
 import { zooModelBytes, zooModels, zooRequest, zooValidationSet } from '../zoo/index.js';
 

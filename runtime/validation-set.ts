@@ -2,7 +2,7 @@
 import type { Tensor, TensorSpec } from '../schemas/tensor.js';
 import { isValid } from '../schemas/validate.js';
 import { Tensor as TensorSchema } from '../schemas/tensor.js';
-import { arrayToTensor, elementCount, packMsgpack, tensorToArray, unpackMsgpack, type TypedArray } from './codec.js';
+import { arrayToTensor, elementCount, packMsgpack, tensorToArray, unpackMsgpack, type TypedArray } from './bus/codec.js';
 import { ErrorCode, InfaasError } from '../schemas/errors.js';
 
 export interface ValidationSet {

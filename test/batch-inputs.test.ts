@@ -1,6 +1,6 @@
 import t from 'tap';
 import { checkInputs, concatBatch, splitOutputs, type CheckedInputs, type Feed } from '../actors/instance/inputs.js';
-import { arrayToTensor } from '../runtime/codec.js';
+import { arrayToTensor } from '../runtime/bus/codec.js';
 import type { Tensor, TensorSpec } from '../schemas/tensor.js';
 
 const IMAGE: TensorSpec = { name: 'image', dtype: 'float32', shape: [null, 1, 28, 28] };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { zooModelBytes, zooValidationSet } from '../zoo/index.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
-import { WorkerClient } from '../runtime/worker-client.js';
+import { WorkerClient } from '../runtime/client/worker-client.js';
 import { startDispatcher } from '../actors/dispatcher/index.js';
 import { silentLogger } from '../runtime/log.js';
 

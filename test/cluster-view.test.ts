@@ -1,7 +1,7 @@
 // The KV-fed views survive a value that is not JSON: it is skipped, the watch goes on.
 import t from 'tap';
-import { ClusterView } from '../runtime/cluster-view.js';
-import { encodeJson } from '../runtime/codec.js';
+import { ClusterView } from '../runtime/views/cluster-view.js';
+import { encodeJson } from '../runtime/bus/codec.js';
 import { silentLogger } from '../runtime/log.js';
 import { connectTest, startTestNats } from './helpers/system.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { headers } from 'nats';
-import { arrayToTensor, decodePayload, encodePayload, tensorToArray } from '../runtime/codec.js';
+import { arrayToTensor, decodePayload, encodePayload, tensorToArray } from '../runtime/bus/codec.js';
 
 t.test('MessagePack by default, JSON with the content-type header', async (t) => {
   const value = { a: 1, s: 'x', bin: new Uint8Array([1, 2, 3]) };

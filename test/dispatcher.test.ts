@@ -3,13 +3,13 @@
 import t, { type Test } from 'tap';
 import { startDispatcher } from '../actors/dispatcher/index.js';
 import { headers } from 'nats';
-import { arrayToTensor, encodePayload, tensorToArray } from '../runtime/codec.js';
-import { answerOf } from '../runtime/worker-client.js';
+import { arrayToTensor, encodePayload, tensorToArray } from '../runtime/bus/codec.js';
+import { answerOf } from '../runtime/client/worker-client.js';
 import { InfaasError } from '../schemas/errors.js';
 import { silentLogger } from '../runtime/log.js';
-import { ort } from '../runtime/onnx-session.js';
-import { QueryClient } from '../runtime/query-client.js';
-import { objectBytes } from '../runtime/store.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
+import { QueryClient } from '../runtime/client/query-client.js';
+import { objectBytes } from '../runtime/bus/store.js';
 import type { QueryResult } from '../schemas/query.js';
 import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';

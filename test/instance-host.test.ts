@@ -3,8 +3,8 @@
 import t from 'tap';
 import { VariantInstance, type InstanceSession, type Outcome, type QueuedQuery } from '../actors/instance/index.js';
 import { checkInputs } from '../actors/instance/inputs.js';
-import type { Feed } from '../runtime/threaded-session.js';
-import { arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import type { Feed } from '../runtime/onnx/threaded-session.js';
+import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
 import { silentLogger } from '../runtime/log.js';
 
 const inputs = [{ name: 'x', dtype: 'float32' as const, shape: [null, 2] }];

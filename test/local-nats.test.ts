@@ -1,6 +1,6 @@
 // The embedded server: starts on a free port with JetStream, and is reused when already running.
 import t from 'tap';
-import { startLocalNats } from '../runtime/local-nats.js';
+import { startLocalNats } from '../runtime/bus/local-nats.js';
 import { silentLogger } from '../runtime/log.js';
 import { connectTest, startTestNats } from './helpers/system.js';
 
@@ -8,7 +8,7 @@ t.test('starts with JetStream and buckets are created idempotently', async (t) =
   const server = await startTestNats(t);
   t.match(server.url, /^nats:\/\/127\.0\.0\.1:\d+$/);
   const { nc, stores } = await connectTest(t, server.url);
-  const again = await import('../runtime/store.js').then((m) => m.openStores(nc));
+  const again = await import('../runtime/bus/store.js').then((m) => m.openStores(nc));
   t.equal((await again.models.status()).bucket, (await stores.models.status()).bucket);
   t.equal((await nc.jetstreamManager().then((j) => j.getAccountInfo())).streams, 7, 'six KV buckets and one object store');
 });

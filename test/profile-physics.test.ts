@@ -1,7 +1,7 @@
 // Profiles obey physics: a bigger batch costs more per call, int8 files are smaller, the largest
 // model is the slowest per query.
 import t from 'tap';
-import type { ModelInfo } from '../runtime/client.js';
+import type { ModelInfo } from '../runtime/client/registry-client.js';
 import { startTestSystem } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
 

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { decodeModel, encodeModel } from '../runtime/onnx-graph.js';
-import { ort } from '../runtime/onnx-session.js';
-import { quantizeDynamicInt8 } from '../runtime/quantize.js';
+import { decodeModel, encodeModel } from '../runtime/onnx/onnx-graph.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
+import { quantizeDynamicInt8 } from '../runtime/onnx/quantize.js';
 import { loadSplit } from '../zoo/data.js';
 import { zooModelBytes } from '../zoo/index.js';
 

@@ -3,9 +3,9 @@
 import t from 'tap';
 import { startProfiler } from '../actors/profiler/index.js';
 import { startRegistrar } from '../actors/registrar/index.js';
-import { encodeJson } from '../runtime/codec.js';
+import { encodeJson } from '../runtime/bus/codec.js';
 import { silentLogger } from '../runtime/log.js';
-import { entryValue, kvGet, kvKeys, putObject } from '../runtime/store.js';
+import { entryValue, kvGet, kvKeys, putObject } from '../runtime/bus/store.js';
 import type { ProfileRecord } from '../schemas/registry.js';
 import { registerZoo } from '../cluster/zoo.js';
 import { fastProfiler, startTestSystem } from './helpers/system.js';

@@ -1,9 +1,9 @@
 // Every bad registration gets its own error code and leaves nothing behind.
 import t, { type Test } from 'tap';
-import { RegistryClient } from '../runtime/client.js';
-import { packMsgpack } from '../runtime/codec.js';
-import { buildModel, encodeModel, node, onnxElemType, valueInfo } from '../runtime/onnx-graph.js';
-import { kvGet, kvKeys } from '../runtime/store.js';
+import { RegistryClient } from '../runtime/client/registry-client.js';
+import { packMsgpack } from '../runtime/bus/codec.js';
+import { buildModel, encodeModel, node, onnxElemType, valueInfo } from '../runtime/onnx/onnx-graph.js';
+import { kvGet, kvKeys } from '../runtime/bus/store.js';
 import { startRegistrar } from '../actors/registrar/index.js';
 import { silentLogger } from '../runtime/log.js';
 import { subjects } from '../subjects/index.js';

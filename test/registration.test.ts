@@ -1,7 +1,7 @@
 // Registering a real model end to end: variants are generated, loadable and profiled on this machine.
 import t from 'tap';
-import { objectBytes, kvKeys } from '../runtime/store.js';
-import { ort } from '../runtime/onnx-session.js';
+import { objectBytes, kvKeys } from '../runtime/bus/store.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
 import { services } from '../subjects/index.js';
 import type { RegistryEvent } from '../schemas/registry.js';
 import { loadSplit } from '../zoo/data.js';

@@ -2,13 +2,13 @@
 // their retry advice leads to an answer. Real nats-server, profiles and ONNX Runtime.
 import t from 'tap';
 import { startDispatcher } from '../actors/dispatcher/index.js';
-import { arrayToTensor, encodePayload } from '../runtime/codec.js';
-import { answerOf } from '../runtime/worker-client.js';
+import { arrayToTensor, encodePayload } from '../runtime/bus/codec.js';
+import { answerOf } from '../runtime/client/worker-client.js';
 import type { QueryResult } from '../schemas/query.js';
 import { subjects } from '../subjects/index.js';
 import { silentLogger } from '../runtime/log.js';
-import { QueryClient } from '../runtime/query-client.js';
-import { WorkerClient } from '../runtime/worker-client.js';
+import { QueryClient } from '../runtime/client/query-client.js';
+import { WorkerClient } from '../runtime/client/worker-client.js';
 import { loadSplit } from '../zoo/data.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import { checkInputs, concatBatch, splitOutputs } from '../actors/instance/inputs.js';
-import { arrayToTensor } from '../runtime/codec.js';
-import { createSession, ort, type SessionConfig } from '../runtime/onnx-session.js';
-import { ThreadedSession, type Feed } from '../runtime/threaded-session.js';
+import { arrayToTensor } from '../runtime/bus/codec.js';
+import { createSession, ort, type SessionConfig } from '../runtime/onnx/onnx-session.js';
+import { ThreadedSession, type Feed } from '../runtime/onnx/threaded-session.js';
 import type { Tensor } from '../schemas/tensor.js';
 import { zooInputs, zooModelBytes } from '../zoo/index.js';
 

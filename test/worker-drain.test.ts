@@ -1,11 +1,11 @@
 // Draining a worker: queued and in-flight queries are all answered, new ones are refused, and the
 // worker withdraws from KV and the bus before it reports itself stopped.
 import t from 'tap';
-import { WorkerClient } from '../runtime/worker-client.js';
-import { arrayToTensor } from '../runtime/codec.js';
+import { WorkerClient } from '../runtime/client/worker-client.js';
+import { arrayToTensor } from '../runtime/bus/codec.js';
 import { InfaasError } from '../schemas/errors.js';
-import { kvGet } from '../runtime/store.js';
-import { pingInstances } from '../runtime/service.js';
+import { kvGet } from '../runtime/bus/store.js';
+import { pingInstances } from '../runtime/bus/service.js';
 import { keys, services } from '../subjects/index.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';

@@ -1,15 +1,15 @@
 // A worker joins the cluster, loads a variant and serves batched queries with correct per-query
 // outputs, straight to the caller or to a result subject; deadlines and bad input get specific errors.
 import t from 'tap';
-import { ort } from '../runtime/onnx-session.js';
-import { objectBytes, kvGet } from '../runtime/store.js';
-import { pingInstances } from '../runtime/service.js';
-import { WorkerClient, answerOf } from '../runtime/worker-client.js';
-import { encodePayload, arrayToTensor, tensorToArray } from '../runtime/codec.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
+import { objectBytes, kvGet } from '../runtime/bus/store.js';
+import { pingInstances } from '../runtime/bus/service.js';
+import { WorkerClient, answerOf } from '../runtime/client/worker-client.js';
+import { encodePayload, arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
 import { keys, headerNames, services, subjects } from '../subjects/index.js';
 import type { WorkerRecord, InstanceRecord } from '../schemas/worker.js';
 import type { QueryResult } from '../schemas/query.js';
-import { entryValue } from '../runtime/store.js';
+import { entryValue } from '../runtime/bus/store.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
 import { rejectsWith } from './helpers/expect.js';

@@ -2,7 +2,7 @@
 import {
   buildModel, initializer, int64Initializer, node, onnxElemType, valueInfo,
   type ModelProto, type NodeProto, type TensorProto,
-} from '../runtime/onnx-graph.js';
+} from '../runtime/onnx/onnx-graph.js';
 
 export type Layer =
   | { kind: 'flatten' }

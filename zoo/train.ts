@@ -4,11 +4,11 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { architectures, CLASSES, exportOnnx, IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME } from './architectures.js';
-import { ort } from '../runtime/onnx-session.js';
+import { ort } from '../runtime/onnx/onnx-session.js';
 import { loadSplit, PIXELS, type DigitSet } from './data.js';
 import { seededRandom, Trainer } from './trainer.js';
 import { ParallelTrainer } from './parallel.js';
-import { encodeModel } from '../runtime/onnx-graph.js';
+import { encodeModel } from '../runtime/onnx/onnx-graph.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outDir = join(here, 'models');

@@ -2,9 +2,9 @@
 // only when a watched bucket changed (a decision allocates nothing it could share), plus the
 // dispatcher's own count of queries it sent since each instance last reported. Load time counts
 // the worker's session start as well as the profiled session creation.
-import type { ClusterView } from '../../runtime/cluster-view.js';
+import type { ClusterView } from '../../runtime/views/cluster-view.js';
 import { SESSION_START_MS } from '../instance/index.js';
-import type { RegistryView } from '../../runtime/registry-view.js';
+import type { RegistryView } from '../../runtime/views/registry-view.js';
 import type { CandidateProfile, InstanceView, Snapshot, WorkerView } from './select-variant.js';
 
 export class SnapshotBuilder {

@@ -1,9 +1,9 @@
 // Pure: a query's input tensors checked against the model's declared inputs, queries concatenated
 // into one batch along dim 0 (the batch dimension of every input), and outputs split back per query.
 import type { Tensor, TensorSpec } from '../../schemas/tensor.js';
-import { elementCount, tensorToArray, type TypedArray } from '../../runtime/codec.js';
+import { elementCount, tensorToArray, type TypedArray } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
-import type { Feed } from '../../runtime/threaded-session.js';
+import type { Feed } from '../../runtime/onnx/threaded-session.js';
 
 export type { Feed };
 

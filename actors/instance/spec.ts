@@ -3,7 +3,7 @@
 import type { QueryResult } from '../../schemas/query.js';
 import type { TensorSpec } from '../../schemas/tensor.js';
 import type { InfaasError } from '../../schemas/errors.js';
-import type { Feed } from '../../runtime/threaded-session.js';
+import type { Feed } from '../../runtime/onnx/threaded-session.js';
 import type { CheckedInputs } from './inputs.js';
 
 /** What the host needs from a loaded session (a ThreadedSession in production). */

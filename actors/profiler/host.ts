@@ -9,10 +9,10 @@ import { GenerateRequest, type ModelRecord, type ProfileRecord, type VariantReco
 import { keys, services, subjects } from '../../subjects/index.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { availableProviders } from '../../runtime/onnx-session.js';
-import { defaultMeasureOptions, type MeasureOptions } from '../../runtime/profile-measure.js';
-import { addJsonEndpoint } from '../../runtime/service.js';
-import { entryValue, kvGet, type Stores } from '../../runtime/store.js';
+import { availableProviders } from '../../runtime/onnx/onnx-session.js';
+import { defaultMeasureOptions, type MeasureOptions } from './profile-measure.js';
+import { addJsonEndpoint } from '../../runtime/bus/service.js';
+import { entryValue, kvGet, type Stores } from '../../runtime/bus/store.js';
 import { generateVariants, liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
 import { profilerMachine } from './machine.js';
 import { defaultGeneratorOptions, groupForProfiling, type GeneratorOptions } from './plan.js';

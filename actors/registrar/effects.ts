@@ -5,14 +5,14 @@ import type { GenerateReply, ModelRecord, ProfileRecord, RegisterRequest, Varian
 import { GenerateReply as GenerateReplySchema } from '../../schemas/registry.js';
 import { validate as validateSchema } from '../../schemas/validate.js';
 import { keys, objects, services, subjects } from '../../subjects/index.js';
-import { decodeJson, encodeJson } from '../../runtime/codec.js';
+import { decodeJson, encodeJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError, type ErrorBody } from '../../schemas/errors.js';
-import { publishRegistryEvent } from '../../runtime/events.js';
+import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
-import { createSession, modelSignature, parseModel, signatureMismatches } from '../../runtime/onnx-session.js';
+import { createSession, modelSignature, parseModel, signatureMismatches } from '../../runtime/onnx/onnx-session.js';
 import {
   deleteObjects, entryValue, kvCreate, kvGet, kvModify, kvPurgeAll, objectBytes, putObject, type Stores,
-} from '../../runtime/store.js';
+} from '../../runtime/bus/store.js';
 import { parseValidationSet } from '../../runtime/validation-set.js';
 import type { ProfilingSummary } from './machine.js';
 

@@ -6,11 +6,11 @@ import { createActor, type ActorRefFrom } from 'xstate';
 import { ModelsRequest, NameRequest, RegisterRequest, type ModelRecord, type RegisterReply } from '../../schemas/registry.js';
 import { services, subjects } from '../../subjects/index.js';
 import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../schemas/errors.js';
-import { publishRegistryEvent } from '../../runtime/events.js';
+import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
-import { RegistryView } from '../../runtime/registry-view.js';
-import { addJsonEndpoint, pingInstances } from '../../runtime/service.js';
-import type { Stores } from '../../runtime/store.js';
+import { RegistryView } from '../../runtime/views/registry-view.js';
+import { addJsonEndpoint, pingInstances } from '../../runtime/bus/service.js';
+import type { Stores } from '../../runtime/bus/store.js';
 import { defaultRegistrarOptions, registrationActors, removeModel, type RegistrarOptions } from './effects.js';
 import { registrationMachine } from './machine.js';
 

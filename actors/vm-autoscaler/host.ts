@@ -6,11 +6,11 @@ import { createActor, fromPromise, waitFor } from 'xstate';
 import { WorkerEvent } from '../../schemas/worker.js';
 import { isValid } from '../../schemas/validate.js';
 import { subjects } from '../../subjects/index.js';
-import { ClusterView } from '../../runtime/cluster-view.js';
-import { decodeJson, encodeJson } from '../../runtime/codec.js';
-import { Lease } from '../../runtime/lease.js';
+import { ClusterView } from '../../runtime/views/cluster-view.js';
+import { decodeJson, encodeJson } from '../../runtime/bus/codec.js';
+import { Lease } from '../../runtime/bus/lease.js';
 import type { Logger } from '../../runtime/log.js';
-import type { Stores } from '../../runtime/store.js';
+import type { Stores } from '../../runtime/bus/store.js';
 
 import { vmAutoscalerMachine } from './machine.js';
 import {

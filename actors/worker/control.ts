@@ -4,7 +4,7 @@ import { EmptyRequest, LoadRequest, UnloadRequest, type InstanceRecord } from '.
 import { subjects } from '../../subjects/index.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { addJsonEndpoint } from '../../runtime/service.js';
+import { addJsonEndpoint } from '../../runtime/bus/service.js';
 import type { VariantInstance } from '../instance/index.js';
 
 export interface ControlDeps {

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { WorkerRecord } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
-import { kvPut, type Stores } from '../../runtime/store.js';
+import { kvPut, type Stores } from '../../runtime/bus/store.js';
 import { CpuSampler, InstanceSampler, type MonitorOptions } from '../monitor/index.js';
 import type { InstanceRegistry } from './registry.js';
 

@@ -7,7 +7,7 @@ import { Query } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
 import { headerNames } from '../../subjects/index.js';
-import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/codec.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';

@@ -6,11 +6,11 @@ import type { ProfileRecord } from '../../schemas/registry.js';
 import type { InstanceRecord, WorkerEvent, WorkerEventType } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
-import { InlineSession } from '../../runtime/inline-session.js';
+import { InlineSession } from '../../runtime/onnx/inline-session.js';
 import type { Logger } from '../../runtime/log.js';
-import type { RegistryView } from '../../runtime/registry-view.js';
-import { kvPut, objectBytes, type Stores } from '../../runtime/store.js';
-import { ThreadedSession } from '../../runtime/threaded-session.js';
+import type { RegistryView } from '../../runtime/views/registry-view.js';
+import { kvPut, objectBytes, type Stores } from '../../runtime/bus/store.js';
+import { ThreadedSession } from '../../runtime/onnx/threaded-session.js';
 import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/index.js';
 
 export const instanceIds = customAlphabet('abcdefghijklmnopqrstuvwxyz0123456789', 8);

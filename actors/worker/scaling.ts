@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
-import type { RegistryView } from '../../runtime/registry-view.js';
+import type { RegistryView } from '../../runtime/views/registry-view.js';
 import { capacityQps, latencyCurve, type VariantInstance } from '../instance/index.js';
 import {
   initialScalingState, planWorkerScaling,

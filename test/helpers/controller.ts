@@ -3,7 +3,7 @@
 import { startDispatcher } from '../../actors/dispatcher/index.js';
 import { startVmAutoscaler, type ClusterScalingSettings, type VmAutoscaler } from '../../actors/vm-autoscaler/index.js';
 import { LocalProvisioner } from '../../cluster/provisioners.js';
-import { decodeJson } from '../../runtime/codec.js';
+import { decodeJson } from '../../runtime/bus/codec.js';
 import { silentLogger } from '../../runtime/log.js';
 import { subjects } from '../../subjects/index.js';
 import type { TestSystem } from './system.js';

@@ -1,7 +1,7 @@
 // Open-loop load for worker tests: a fixed arrival rate, every query's outcome counted.
 import type { InferRequest } from '../../schemas/worker.js';
 import type { InfaasError } from '../../schemas/errors.js';
-import type { WorkerClient } from '../../runtime/worker-client.js';
+import type { WorkerClient } from '../../runtime/client/worker-client.js';
 
 export interface LoadStats { sent: number; ok: number; errors: Record<string, number>; byVariant: Record<string, number> }
 

@@ -6,11 +6,11 @@ import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../../actors/profiler/index.js';
 import { startRegistrar, type Registrar, type RegistrarConfig } from '../../actors/registrar/index.js';
 import { startWorker, type Worker, type WorkerConfig } from '../../actors/worker/index.js';
-import { RegistryClient } from '../../runtime/client.js';
-import { startLocalNats, type LocalNats } from '../../runtime/local-nats.js';
+import { RegistryClient } from '../../runtime/client/registry-client.js';
+import { startLocalNats, type LocalNats } from '../../runtime/bus/local-nats.js';
 import { silentLogger } from '../../runtime/log.js';
-import { closeBus, connectBus } from '../../runtime/nats.js';
-import { openStores, type Stores } from '../../runtime/store.js';
+import { closeBus, connectBus } from '../../runtime/bus/nats.js';
+import { openStores, type Stores } from '../../runtime/bus/store.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
 

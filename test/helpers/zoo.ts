@@ -1,6 +1,6 @@
 // Registers zoo models through the public client, with a small validation prefix for speed.
 import type { RegistryEvent } from '../../schemas/registry.js';
-import type { RegistryClient, ModelInfo } from '../../runtime/client.js';
+import type { RegistryClient, ModelInfo } from '../../runtime/client/registry-client.js';
 import { zooModelBytes, zooModels, zooRequest, zooValidationSet } from '../../zoo/index.js';
 
 export const VALIDATION_SAMPLES = 300;

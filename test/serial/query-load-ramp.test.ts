@@ -3,10 +3,10 @@
 import t from 'tap';
 import { startDispatcher } from '../../actors/dispatcher/index.js';
 import type { WorkerEvent } from '../../schemas/worker.js';
-import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
+import { arrayToTensor, decodeJson } from '../../runtime/bus/codec.js';
 import type { InfaasError } from '../../schemas/errors.js';
 import { silentLogger } from '../../runtime/log.js';
-import { QueryClient } from '../../runtime/query-client.js';
+import { QueryClient } from '../../runtime/client/query-client.js';
 import { subjects } from '../../subjects/index.js';
 import { startTestSystem, startTestWorker } from '../helpers/system.js';
 import { registerZooModel } from '../helpers/zoo.js';

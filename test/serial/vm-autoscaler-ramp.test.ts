@@ -1,10 +1,10 @@
 // A load ramp makes the VM-autoscaler add a local worker process (its first one is busy), and a
 // quiet period removes one again. Runs alone: it keeps a core busy on purpose.
 import t from 'tap';
-import { arrayToTensor } from '../../runtime/codec.js';
+import { arrayToTensor } from '../../runtime/bus/codec.js';
 import type { InfaasError } from '../../schemas/errors.js';
-import { QueryClient } from '../../runtime/query-client.js';
-import { kvKeys } from '../../runtime/store.js';
+import { QueryClient } from '../../runtime/client/query-client.js';
+import { kvKeys } from '../../runtime/bus/store.js';
 import { ZOO_TASK } from '../../zoo/index.js';
 import { startTestSystem } from '../helpers/system.js';
 import { registerZooModel } from '../helpers/zoo.js';

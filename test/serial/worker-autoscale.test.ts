@@ -2,8 +2,8 @@
 // or upgrade the variant; a quiet period makes it scale back down. Every query gets an answer.
 import t from 'tap';
 import type { WorkerEvent } from '../../schemas/worker.js';
-import { arrayToTensor, decodeJson } from '../../runtime/codec.js';
-import { WorkerClient } from '../../runtime/worker-client.js';
+import { arrayToTensor, decodeJson } from '../../runtime/bus/codec.js';
+import { WorkerClient } from '../../runtime/client/worker-client.js';
 import { subjects } from '../../subjects/index.js';
 import { startTestSystem, startTestWorker } from '../helpers/system.js';
 import { openLoop } from '../helpers/load.js';

@@ -1,7 +1,7 @@
 // ONNX Runtime sessions for variants, and the model signature read from the ONNX file itself.
 import ort from 'onnxruntime-node';
-import type { DType, TensorSpec } from '../schemas/tensor.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import type { DType, TensorSpec } from '../../schemas/tensor.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { decodeModel, onnxElemType, type ModelProto } from './onnx-graph.js';
 
 export { ort };

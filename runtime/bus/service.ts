@@ -1,10 +1,10 @@
 // NATS micro-service endpoints with a JSON control plane: decode, validate, handle, answer or respondError.
 import type { TSchema, Static } from '@sinclair/typebox';
 import { RequestStrategy, type NatsConnection, type Service, type ServiceMsg } from 'nats';
-import { validate } from '../schemas/validate.js';
+import { validate } from '../../schemas/validate.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { toInfaasError, type InfaasError } from '../schemas/errors.js';
-import type { Logger } from './log.js';
+import { toInfaasError, type InfaasError } from '../../schemas/errors.js';
+import type { Logger } from '../log.js';
 
 export interface JsonEndpoint<S extends TSchema> {
   name: string;

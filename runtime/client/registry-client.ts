@@ -1,12 +1,12 @@
 // Client library for the registry: upload files, register (following progress events), list, inspect.
 import { customAlphabet } from 'nanoid';
 import type { NatsConnection } from 'nats';
-import type { ModelRecord, RegisterReply, RegisterRequest, RegistryEvent } from '../schemas/registry.js';
-import { objects, subjects } from '../subjects/index.js';
-import { decodeJson, encodeJson } from './codec.js';
-import { ErrorCode, InfaasError, type ErrorBody } from '../schemas/errors.js';
-import type { VariantWithProfiles } from './registry-view.js';
-import { putObject, type Stores } from './store.js';
+import type { ModelRecord, RegisterReply, RegisterRequest, RegistryEvent } from '../../schemas/registry.js';
+import { objects, subjects } from '../../subjects/index.js';
+import { decodeJson, encodeJson } from '../bus/codec.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../../schemas/errors.js';
+import type { VariantWithProfiles } from '../views/registry-view.js';
+import { putObject, type Stores } from '../bus/store.js';
 
 // Upload names are subject/key tokens: alphanumeric only (nanoid's default alphabet may lead with '-').
 const uploadId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);

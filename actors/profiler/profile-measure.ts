@@ -1,11 +1,11 @@
 // Measures one session configuration: load time, latency per batch size, peak memory, accuracy.
 // Runs inside a child process (see profile-process.ts) so that timing and memory are its own.
-import type { LatencyPoint } from '../schemas/registry.js';
-import type { Tensor, TensorSpec } from '../schemas/tensor.js';
-import { elementCount, tensorToArray } from './codec.js';
-import { createSession, ort, type SessionConfig } from './onnx-session.js';
-import { sliceInputs, type ValidationSet } from './validation-set.js';
-import { buildModel, decodeModel, encodeModel, initializerBytes, node, onnxElemType, valueInfo } from './onnx-graph.js';
+import type { LatencyPoint } from '../../schemas/registry.js';
+import type { Tensor, TensorSpec } from '../../schemas/tensor.js';
+import { elementCount, tensorToArray } from '../../runtime/bus/codec.js';
+import { createSession, ort, type SessionConfig } from '../../runtime/onnx/onnx-session.js';
+import { sliceInputs, type ValidationSet } from '../../runtime/validation-set.js';
+import { buildModel, decodeModel, encodeModel, initializerBytes, node, onnxElemType, valueInfo } from '../../runtime/onnx/onnx-graph.js';
 
 function identityModelBytes(): Uint8Array {
   return encodeModel(buildModel({

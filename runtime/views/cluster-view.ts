@@ -1,10 +1,10 @@
 // An in-memory view of live workers and their instances, fed by KV watches of infaas_workers and
 // infaas_instances (never polled). A record whose heartbeat is older than `staleMs` counts as gone.
 import type { KV } from 'nats';
-import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
-import type { Logger } from './log.js';
-import { watchInto } from './kv-watch.js';
-import type { Stores } from './store.js';
+import type { InstanceRecord, WorkerRecord } from '../../schemas/worker.js';
+import type { Logger } from '../log.js';
+import { watchInto } from '../bus/kv-watch.js';
+import type { Stores } from '../bus/store.js';
 
 export class ClusterView {
   readonly workers = new Map<string, WorkerRecord>();

@@ -1,6 +1,6 @@
 // NATS connection handling: named clients, endless reconnect, status logging, drain on shutdown.
 import { connect, type NatsConnection, type ConnectionOptions } from 'nats';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export interface BusOptions {
   servers: string | string[];

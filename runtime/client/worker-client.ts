@@ -1,11 +1,11 @@
 // A client for one worker's endpoints: forwarded inference (MessagePack or JSON, deadline header)
 // and the JSON control endpoints. The controller's dispatcher and the tests use the same calls.
 import { headers as natsHeaders, type NatsConnection } from 'nats';
-import type { QueryResult } from '../schemas/query.js';
-import type { InferRequest, InstanceRecord } from '../schemas/worker.js';
-import { headerNames, subjects } from '../subjects/index.js';
-import { decodeJson, decodePayload, encodeJson, encodePayload } from './codec.js';
-import { ErrorCode, InfaasError, type ErrorBody } from '../schemas/errors.js';
+import type { QueryResult } from '../../schemas/query.js';
+import type { InferRequest, InstanceRecord } from '../../schemas/worker.js';
+import { headerNames, subjects } from '../../subjects/index.js';
+import { decodeJson, decodePayload, encodeJson, encodePayload } from '../bus/codec.js';
+import { ErrorCode, InfaasError, type ErrorBody } from '../../schemas/errors.js';
 
 export interface InferOptions {
   /** Relative deadline (ms from now); sent as the absolute Infaas-Deadline header. */

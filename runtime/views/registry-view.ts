@@ -1,10 +1,10 @@
 // An in-memory view of models, variants and profiles, fed by KV watches (never polled).
 // A restarted process rebuilds it from the buckets' current values.
 import type { KV } from 'nats';
-import type { ModelRecord, ProfileRecord, VariantRecord } from '../schemas/registry.js';
-import type { Logger } from './log.js';
-import type { Stores } from './store.js';
-import { watchInto } from './kv-watch.js';
+import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
+import type { Logger } from '../log.js';
+import type { Stores } from '../bus/store.js';
+import { watchInto } from '../bus/kv-watch.js';
 
 export interface VariantWithProfiles extends VariantRecord {
   profiles: Record<string, ProfileRecord>;

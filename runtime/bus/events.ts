@@ -1,7 +1,7 @@
 // Publishes registry lifecycle events as one-line JSON on infaas.events.registry.<model>.
 import type { NatsConnection } from 'nats';
-import type { RegistryEvent, RegistryEventType } from '../schemas/registry.js';
-import { subjects } from '../subjects/index.js';
+import type { RegistryEvent, RegistryEventType } from '../../schemas/registry.js';
+import { subjects } from '../../subjects/index.js';
 import { encodeJson } from './codec.js';
 
 export type EventFields = Omit<RegistryEvent, 'type' | 'model' | 'at' | 'message'>;

@@ -1,8 +1,8 @@
 // One codec for the wire: MessagePack by default, JSON when Content-Type says so; tensors <-> typed arrays.
 import { Packr } from 'msgpackr';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
-import { BYTES_PER_ELEMENT, type DType, type Tensor } from '../schemas/tensor.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import { BYTES_PER_ELEMENT, type DType, type Tensor } from '../../schemas/tensor.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 
 export const CONTENT_TYPE = 'Content-Type';
 export const JSON_TYPE = 'application/json';

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export const INSTALL_COMMAND = 'apt-get update && apt-get install -y nats-server';
 

@@ -1,9 +1,9 @@
 // An ONNX Runtime session in its own worker thread, so that a run never blocks this event loop
 // (heartbeats, replies and the batcher's timers keep going while a batch computes).
 import { Worker } from 'node:worker_threads';
-import type { DType } from '../schemas/tensor.js';
-import type { TypedArray } from './codec.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import type { DType } from '../../schemas/tensor.js';
+import type { TypedArray } from '../bus/codec.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { SessionConfig } from './onnx-session.js';
 
 /** A tensor as the session sees it: a typed array and its dimensions. */

@@ -1,10 +1,10 @@
 // The model-less query client: send a query to infaas.query and get the answer (or a typed
 // InfaasError), or publish it with a result subject and receive answers there.
 import type { NatsConnection, Subscription } from 'nats';
-import type { Query, QueryResult } from '../schemas/query.js';
-import { headerNames, subjects } from '../subjects/index.js';
-import { encodePayload } from './codec.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import type { Query, QueryResult } from '../../schemas/query.js';
+import { headerNames, subjects } from '../../subjects/index.js';
+import { encodePayload } from '../bus/codec.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { answerOf } from './worker-client.js';
 
 export interface QueryOptions {

@@ -1,8 +1,8 @@
 // JetStream KV (metadata, one-line JSON values) and Object Store (model repository) access.
 import type { KV, KvEntry, NatsConnection, ObjectStore } from 'nats';
-import { buckets } from '../subjects/index.js';
+import { buckets } from '../../subjects/index.js';
 import { decodeJson, encodeJson } from './codec.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 
 export interface Stores {
   models: KV;

@@ -1,9 +1,9 @@
 // Child-process entry for profiling: receives one job over IPC, measures, reports progress and result.
 import { readFileSync } from 'node:fs';
-import type { TensorSpec } from '../schemas/tensor.js';
+import type { TensorSpec } from '../../schemas/tensor.js';
 import { measure, type MeasureOptions } from './profile-measure.js';
-import type { SessionConfig } from './onnx-session.js';
-import { parseValidationSet } from './validation-set.js';
+import type { SessionConfig } from '../../runtime/onnx/onnx-session.js';
+import { parseValidationSet } from '../../runtime/validation-set.js';
 
 export interface ChildJob {
   modelPath: string;

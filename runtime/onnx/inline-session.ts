@@ -1,9 +1,9 @@
 // An ONNX Runtime session on this thread's event loop, for variants whose runs take well under a
 // millisecond: handing such a run to a session thread costs more than the run (two message hops
 // and a thread wake-up, ~0.1-0.3 ms measured), and a run this short does not stall the loop.
-import type { DType } from '../schemas/tensor.js';
-import type { TypedArray } from './codec.js';
-import { ErrorCode, InfaasError } from '../schemas/errors.js';
+import type { DType } from '../../schemas/tensor.js';
+import type { TypedArray } from '../bus/codec.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { createSession, ort, type SessionConfig } from './onnx-session.js';
 import type { Feed, RunResult } from './threaded-session.js';
 

@@ -2,7 +2,7 @@
 // loaded. A value that is not JSON (an operator's stray `nats kv put`) is skipped with a warning
 // instead of ending the watch.
 import type { KV } from 'nats';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import { entryValue } from './store.js';
 
 export async function watchInto<T>(kv: KV, name: string, map: Map<string, T>, log: Logger, onChange: (key: string) => void): Promise<() => void> {
