@@ -42,8 +42,8 @@ export interface WorkerConfig {
   inference?: Partial<InferenceOptions>;
   /**
    * Variants whose profiled run at their largest batch takes at most this many milliseconds run on
-   * the worker's event loop instead of a session thread (the hop costs more than such a run: see
-   * docs/worker.md). Default 1; 0 puts every variant on a thread.
+   * the worker's event loop instead of a session thread. Default INLINE_BELOW_MS; 0 puts every
+   * variant on a thread.
    */
   inlineBelowMs?: number;
   /** Called once the worker has drained and withdrawn (after a drain request or stop()). */
@@ -73,6 +73,13 @@ export interface Worker {
  */
 export const PRICE_PER_THREAD_HOUR = 0.048;
 
+/**
+ * The hop to a session thread and back costs 0.14-0.37 ms per run (bench/inline.ts). A run no
+ * longer than that is cheaper inline, even for the event loop it occupies; a longer one (cnn-wide
+ * at batch 1, 0.7 ms) belongs on a thread, where it runs beside the loop on another core.
+ */
+export const INLINE_BELOW_MS = 0.3;
+
 export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const threads = config.threads ?? availableParallelism();
   const hardwareClass = config.hardwareClass ?? `cpu-${threads}t`;
@@ -92,7 +99,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     nc.publish(subjects.events.worker(id), encodeJson(e));
   };
 
-  const registry = new InstanceRegistry({ worker, view, stores, log, event, instanceOptions: config.instance, inlineBelowMs: config.inlineBelowMs ?? 1 });
+  const registry = new InstanceRegistry({ worker, view, stores, log, event, instanceOptions: config.instance, inlineBelowMs: config.inlineBelowMs ?? INLINE_BELOW_MS });
   const heartbeat = new Heartbeat({ worker, registry, stores, log, thresholds: monitorOptions.thresholds });
   const actor = createActor(workerMachine.provide({
     actors: {
