@@ -137,7 +137,6 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
       // Selection judges against the effective deadline, not only the objective (a deadline already
       // past is DEADLINE_EXCEEDED below, unless the objective itself is infeasible: that says more).
-
       const budgetMs = Math.round((deadline - receivedAt) * 100) / 100;
       const request: SelectionRequest = {
         ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),

@@ -74,11 +74,12 @@ export interface Worker {
 export const PRICE_PER_THREAD_HOUR = 0.048;
 
 /**
- * The hop to a session thread and back costs 0.14-0.37 ms per run (bench/inline.ts). A run no
- * longer than that is cheaper inline, even for the event loop it occupies; a longer one (cnn-wide
- * at batch 1, 0.7 ms) belongs on a thread, where it runs beside the loop on another core.
+ * The hop to a session thread and back costs 0.14-0.37 ms per run (bench/inline.ts). A run of about
+ * that length is cheaper inline, even for the event loop it occupies (cnn-small at batch 32,
+ * 0.22 ms, with room for profiling noise); a longer one (cnn-wide at batch 1, 0.7 ms) belongs on a
+ * thread, where it runs beside the loop on another core.
  */
-export const INLINE_BELOW_MS = 0.3;
+export const INLINE_BELOW_MS = 0.5;
 
 export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const threads = config.threads ?? availableParallelism();
