@@ -243,7 +243,7 @@ async function registerModel(client: RegistryClient, name: string): Promise<Mode
 
 interface Row { load: number; target: TargetName; r: LoadResult; meanBatch: number; loop: number; cpu: number; others: number; state: string }
 
-const fmt = (ms: number) => (Number.isNaN(ms) ? '-' : ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
+const fmt = (ms: number | null) => (ms === null || Number.isNaN(ms) ? '-' : ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 const errorText = (e: [string, number][]) => (e.length === 0 ? '0' : e.map(([k, n]) => `${n} ${k}`).join(', '));
 
 async function main(): Promise<void> {
