@@ -80,7 +80,7 @@ export class InfaasError extends Error {
    * the length is capped. The one place every error reply gets its header text.
    */
   get headerText(): string {
-    return `${this.code}: ${this.message}`.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 1000);
+    return headerSafe(`${this.code}: ${this.message}`);
   }
 
   toBody(): ErrorBody {
@@ -92,6 +92,11 @@ export class InfaasError extends Error {
     const known = Object.values(ErrorCode).includes(body.error.code) ? body.error.code : ErrorCode.Internal;
     return new InfaasError(known, body.error.message, body.error.details);
   }
+}
+
+/** Text fit for a NATS header value: control characters (CR/LF throw BAD_HEADER in nats.js) become spaces, length capped. */
+export function headerSafe(text: string, max = 1000): string {
+  return text.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, max);
 }
 
 /** Any thrown value as an InfaasError; unknown failures become INTERNAL with their message kept. */

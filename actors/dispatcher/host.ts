@@ -10,8 +10,8 @@ import type { InferRequest } from '../../schemas/worker.js';
 import type { AcceptedQuery } from '../worker/inference.js';
 import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
 import { ClusterView } from '../../runtime/views/cluster-view.js';
-import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeJson, encodePayload, headerEpochMs, isJson } from '../../runtime/bus/codec.js';
-import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
+import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeErrorReply, encodeJson, headerEpochMs, isJson } from '../../runtime/bus/codec.js';
+import { ErrorCode, InfaasError, toInfaasError, headerSafe } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
@@ -82,11 +82,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
 
   const refuse = (msg: ServiceMsg, json: boolean, err: InfaasError, resultSubject?: string): void => {
     stats.refused++;
-    const h = natsHeaders();
-    h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
-    h.set('Nats-Service-Error-Code', String(err.status));
-    h.set('Nats-Service-Error', err.headerText);
-    const data = encodePayload(err.toBody(), json).data;
+    const { data, headers: h } = encodeErrorReply(err, json);
     if (resultSubject) nc.publish(resultSubject, data, { headers: h });
     else if (msg.reply) msg.respond(data, { headers: h });
   };
@@ -231,7 +227,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         h.set(headerNames.variant, sel.variantId);
         if (forward.load) h.set(headerNames.load, '1');
         if (forward.pinned) h.set(headerNames.pinned, '1');
-        if (note) h.set(headerNames.note, note.replace(/[\r\n]+/g, ' '));
+        if (note) h.set(headerNames.note, headerSafe(note));
         nc.publish(subjects.worker.infer(sel.workerId), msg.data, { headers: h, ...(msg.reply ? { reply: msg.reply } : {}) });
       }
       if (sel.kind === 'load') builder.noteLoad(sel.workerId, sel.variantId);

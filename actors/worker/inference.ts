@@ -6,8 +6,8 @@ import type { QueryResult } from '../../schemas/query.js';
 import { Query } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
-import { headerNames } from '../../subjects/index.js';
-import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/bus/codec.js';
+import { checkVariantId, headerNames } from '../../subjects/index.js';
+import { decodePayload, encodeErrorReply, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
@@ -53,12 +53,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
         h = enc.headers;
       }
     }
-    if (err) {
-      data = encodePayload(err.toBody(), json).data;
-      h.set(CONTENT_TYPE, json ? JSON_TYPE : MSGPACK_TYPE);
-      h.set('Nats-Service-Error-Code', String(err.status));
-      h.set('Nats-Service-Error', err.headerText);
-    }
+    if (err) ({ data, headers: h } = encodeErrorReply(err, json));
     const to = route.resultSubject ?? route.reply;
     if (!to) return;
     try {
@@ -123,10 +118,11 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
 function forwardedQuery(body: unknown, variant: string, h: MsgHdrs): InferRequest {
   const q = validate(Query, body, 'forwarded query');
   const note = h.get(headerNames.note);
-  return validate(InferRequest, {
-    ...(q.id !== undefined ? { id: q.id } : {}), variant, inputs: q.inputs,
+  // The query (tensors included) is validated once, above; of the headers only the variant needs a check.
+  return {
+    ...(q.id !== undefined ? { id: q.id } : {}), variant: checkVariantId(variant), inputs: q.inputs,
     ...(q.resultSubject ? { resultSubject: q.resultSubject } : {}),
     ...(h.get(headerNames.load) === '1' ? { load: true } : {}), ...(h.get(headerNames.pinned) === '1' ? { pinned: true } : {}),
-    ...(note ? { note } : {}),
-  }, 'forwarded query');
+    ...(note ? { note: note.slice(0, 1000) } : {}),
+  };
 }

@@ -42,6 +42,17 @@ export function encodePayload(value: unknown, json = false): { data: Uint8Array;
   return { data: json ? textEncoder.encode(JSON.stringify(value, jsonReplacer)) : packr.pack(value), headers: h };
 }
 
+/**
+ * A data-plane error reply: the body `{error:{...}}` encoded like the request, and the micro-protocol
+ * headers (`Nats-Service-Error-Code`, and `Nats-Service-Error` through the one sanitiser).
+ */
+export function encodeErrorReply(err: InfaasError, json = false): { data: Uint8Array; headers: MsgHdrs } {
+  const enc = encodePayload(err.toBody(), json);
+  enc.headers.set('Nats-Service-Error-Code', String(err.status));
+  enc.headers.set('Nats-Service-Error', err.headerText);
+  return enc;
+}
+
 export function packMsgpack(value: unknown): Uint8Array {
   return packr.pack(value);
 }
