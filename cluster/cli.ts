@@ -1,6 +1,6 @@
 // The infaas command line: local development stack, controller/worker processes, registry commands.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DType, TensorSpec } from '../schemas/tensor.js';
 import { DTYPES } from '../schemas/tensor.js';
@@ -12,9 +12,12 @@ import type { Query } from '../schemas/query.js';
 import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
 import { InfaasError } from '../schemas/errors.js';
-import { createLogger } from '../runtime/log.js';
+import { createLogger, type Logger } from '../runtime/log.js';
+import { exitAfterStop, STOP_BUS_MS, STOP_DRAIN_MS, StopBudget, stopSignal } from '../runtime/stopping.js';
 import { readEnv } from './config.js';
-import { startStack, type Stack } from './local.js';
+import { stackAccess, startStack, type Stack } from './local.js';
+import { credentialFile, credentialsDir, ensureLocalCredentials, readCredential, serverAuthConfig, type NatsAccess } from '../runtime/bus/auth.js';
+import { ROLES, roleDescriptions, type Role } from '../subjects/access.js';
 import { registrationProgress } from './progress.js';
 import { modelsTable, variantsTable, workersTable } from './report.js';
 import { kvGet, kvKeys } from '../runtime/bus/store.js';
@@ -60,18 +63,28 @@ const collect = (v: string, prev: TensorSpec[]) => [...prev, parseTensorSpec(v)]
 
 async function withStack<T>(opts: { nats?: string }, controller: boolean, worker: boolean, fn: (s: Stack) => Promise<T>): Promise<T> {
   const log = createLogger({ level: env.logLevel });
-  const stack = await startStack({ log, natsUrl: opts.nats ?? env.natsUrl ?? 'nats://127.0.0.1:4222', dataDir: env.dataDir, controller, worker, name: 'infaas-cli' });
+  const stack = await startStack({ log, natsUrl: opts.nats ?? env.natsUrl ?? 'nats://127.0.0.1:4222', dataDir: env.dataDir, controller, worker, name: 'infaas-cli', access: access() });
   try { return await fn(stack); } finally { await stack.stop(); }
 }
 
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+/**
+ * Serving ends with the first SIGINT/SIGTERM (or `until`): `stop` then runs under the stop deadline
+ * and the process exits, reachable bus or not; a second signal exits at once (runtime/stopping.ts).
+ */
+async function serveUntilStopped(log: Logger, stop: () => Promise<void>, until?: Promise<string>): Promise<void> {
+  const why = await Promise.race([stopSignal(), ...(until ? [until] : [])]);
+  print(`${why}: stopping`);
+  await exitAfterStop(stop, { log });
 }
 
-const program = new Command('infaas').description('Model-less inference serving on NATS').showHelpAfterError();
+const program = new Command('infaas').description('Model-less inference serving on NATS').showHelpAfterError()
+  .option('--credentials <path>', "NATS credentials: a file (ours, or a .creds file) or a directory of <role>.json files (default on loopback: the data directory's)");
+
+/** Credentials and TLS trust from --credentials and the environment (docs/security.md). */
+function access(): NatsAccess {
+  const file = program.opts<{ credentials?: string }>().credentials;
+  return { ...env.access, ...(file ? { credentials: resolve(file) } : {}) };
+}
 
 program.command('up')
   .description('start the local NATS store, registrar and profiler; register the built-in zoo; print its variants')
@@ -84,9 +97,13 @@ program.command('up')
     const started = Date.now();
     const stack = await startStack({
       log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up',
+      access: access(), auth: env.natsAuth, ...(env.natsTls ? { tls: env.natsTls } : {}),
       profiler: { hardwareClass: env.hardwareClass, measure: o.quick ? { minRuns: 10, minTimeMs: 30, maxValidationSamples: 500 } : {} },
     });
     print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats)`);
+    if (stack.server?.authRequired) print(`access control on: credentials per role in ${credentialsDir(env.dataDir)}; the nats CLI needs them: nats $(node bin/infaas.js credentials --nats-flags) ... (docs/security.md)`);
+    // Armed now, so a Ctrl-C while the zoo registers stops the stack (and the embedded server) too.
+    const stopped = serveUntilStopped(log, () => stack.stop());
     try {
       const client = new RegistryClient(stack.nc, stack.stores);
       const progress = registrationProgress();
@@ -113,7 +130,7 @@ program.command('up')
       }
       if (!o.once) {
         print(`serving: follow events with  nats sub 'infaas.events.>' -s ${stack.url}   (Ctrl-C to stop)`);
-        await waitForSignal();
+        await stopped;
       }
     } finally {
       await stack.stop();
@@ -126,10 +143,12 @@ program.command('nats')
   .action(async (o: { port: number }) => {
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     const { startLocalNats } = await import('../runtime/bus/local-nats.js');
-    const s = await startLocalNats({ storeDir: `${env.dataDir}/nats`, port: o.port, log });
+    const s = await startLocalNats({
+      storeDir: `${env.dataDir}/nats`, port: o.port, log, connect: stackAccess({ dataDir: env.dataDir, access: access(), tls: env.natsTls }, 'operator', 'nats://127.0.0.1').options,
+      ...(env.natsAuth ? { auth: ensureLocalCredentials(env.dataDir) } : {}), ...(env.natsTls ? { tls: env.natsTls } : {}),
+    });
     print(`NATS at ${s.url}${s.reused ? ' (already running)' : ''}; Ctrl-C to stop`);
-    await waitForSignal();
-    await s.stop();
+    await serveUntilStopped(log, () => s.stop());
   });
 
 program.command('controller').description('run the controller actors (registrar, dispatcher, optionally the VM-autoscaler) against a NATS server')
@@ -143,7 +162,7 @@ program.command('controller').description('run the controller actors (registrar,
   .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string }) => {
     if (Boolean(o.startCommand) !== Boolean(o.stopCommand)) throw new InvalidArgumentError('--start-command and --stop-command go together');
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-    const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller' });
+    const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller', access: access() });
     let vm: VmAutoscaler | undefined;
     let provisioner: Provisioner | undefined;
     if (o.workers) {
@@ -156,11 +175,13 @@ program.command('controller').description('run the controller actors (registrar,
       });
     }
     print(`controller connected to ${o.nats}${o.workers ? `; autoscaling ${o.workers} workers (${o.minWorkers}-${o.maxWorkers})` : ''}; Ctrl-C to stop`);
-    const why = await waitForSignal();
-    print(`${why}: stopping`);
-    await vm?.stop();
-    await provisioner?.close();
-    await stack.stop();
+    await serveUntilStopped(log, async () => {
+      // Workers this controller started get the drain allowance to exit (they are bounded too).
+      const drain = new StopBudget(STOP_DRAIN_MS, log);
+      if (vm) await drain.step('vm-autoscaler stop', () => vm!.stop(), STOP_BUS_MS);
+      if (provisioner) await drain.step('provisioned workers stop', () => provisioner!.close());
+      await stack.stop();
+    });
   });
 
 program.command('worker').description('run a worker (serving, variant generator, profiler) against a NATS server')
@@ -175,14 +196,12 @@ program.command('worker').description('run a worker (serving, variant generator,
     let stopped!: () => void;
     const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
     const stack = await startStack({
-      log, natsUrl: o.nats, dataDir: env.dataDir, controller: false, worker: true, name: 'infaas-worker',
+      log, natsUrl: o.nats, dataDir: env.dataDir, controller: false, worker: true, name: 'infaas-worker', access: access(),
       profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
       serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
     });
     print(`worker ${stack.worker!.id} (${stack.worker!.hardwareClass}) connected to ${o.nats}; Ctrl-C to stop`);
-    const why = await Promise.race([waitForSignal(), drained]);
-    print(`${why}: stopping`);
-    await stack.stop();
+    await serveUntilStopped(log, () => stack.stop(), drained);
   });
 
 program.command('register <file>')
@@ -291,6 +310,30 @@ program.command('zoo').description('register the built-in zoo on a running syste
     const outcomes = await registerZoo(new RegistryClient(s.nc, s.stores), { onEvent: progress.onEvent }).finally(() => progress.done());
     for (const z of outcomes) print(`${z.name}: ${z.outcome}`);
   }));
+
+program.command('credentials [role]')
+  .description(`show a role's credentials for the embedded server (roles: ${ROLES.join(', ')}; default operator)`)
+  .option('--nats-flags', "print only the nats CLI's flags: nats $(node bin/infaas.js credentials --nats-flags) micro ls")
+  .option('--server-config', "print the nats-server authorization block for every role's credentials (creating them if missing), for a server of your own")
+  .action((role: string | undefined, o: { natsFlags?: boolean; serverConfig?: boolean }) => {
+    if (o.serverConfig) {
+      process.stdout.write(serverAuthConfig(ensureLocalCredentials(env.dataDir)));
+      return;
+    }
+    const r = role ?? 'operator';
+    if (!(ROLES as readonly string[]).includes(r)) throw new InvalidArgumentError(`a role is one of ${ROLES.join(', ')}`);
+    const file = credentialFile(env.dataDir, r as Role);
+    if (!existsSync(file)) throw new Error(`no credentials in ${credentialsDir(env.dataDir)}: the first "infaas up" (or "infaas nats") creates them`);
+    const c = readCredential(file)!;
+    if (o.natsFlags) {
+      print(`--user ${c.user} --password ${c.password} --inbox-prefix ${c.inboxPrefix}`);
+      return;
+    }
+    print(`${r}: ${roleDescriptions[r as Role]}`);
+    print(`  file:      ${file} (user ${c.user}, replies under ${c.inboxPrefix}.>)`);
+    print(`  a process: INFAAS_NATS_CREDENTIALS=${file}  or  --credentials ${file}`);
+    print(`  nats CLI:  nats $(node bin/infaas.js credentials ${r} --nats-flags) ...`);
+  });
 
 export async function main(argv = process.argv): Promise<void> {
   try {

@@ -1,4 +1,5 @@
 // Composition roots: connect to (or embed) NATS and start the controller and worker actors.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
@@ -9,6 +10,9 @@ import { startLocalNats, type LocalNats } from '../runtime/bus/local-nats.js';
 import type { Logger } from '../runtime/log.js';
 import { closeBus, connectBus } from '../runtime/bus/nats.js';
 import { openStores, type Stores } from '../runtime/bus/store.js';
+import { STOP_BUS_MS, STOP_DRAIN_MS, StopBudget } from '../runtime/stopping.js';
+import { credentialFile, ensureLocalCredentials, isLoopbackUrl, resolveAccess, type NatsAccess, type ResolvedAccess } from '../runtime/bus/auth.js';
+import type { Role } from '../subjects/access.js';
 
 export interface Stack {
   url: string;
@@ -34,12 +38,38 @@ export interface StackOptions {
   /** Serving side of a worker (instances, monitor, autoscaler); shares the profiler's id and class. */
   serving?: Omit<WorkerConfig, 'nc' | 'stores' | 'log' | 'workerId' | 'hardwareClass' | 'threads'>;
   name?: string;
+  /**
+   * Credentials and TLS trust to present. Without credentials, a server on loopback gets this
+   * role's file from `<dataDir>/credentials/` if there is one (the embedded default's).
+   */
+  access?: NatsAccess;
+  /** Whose credential: default stack (controller and worker), controller, worker, or operator (neither). */
+  role?: Role;
+  /** The embedded server checks credentials (default true): every role's, generated once into the data dir. */
+  auth?: boolean;
+  /** The embedded server serves TLS only, with this certificate and key. */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** What this stack presents to the server at `url` (see StackOptions.access). */
+export function stackAccess(o: Pick<StackOptions, 'access' | 'dataDir' | 'tls'>, role: Role, url: string): ResolvedAccess {
+  const given = o.access ?? {};
+  const local = credentialFile(o.dataDir, role);
+  const useLocal = !given.credentials && given.user === undefined && isLoopbackUrl(url) && existsSync(local);
+  // A self-signed certificate of our own embedded server is its own CA.
+  const tls = given.tls?.caFile || !o.tls ? given.tls : { ...given.tls, caFile: o.tls.certFile };
+  return resolveAccess({ ...given, ...(useLocal ? { credentials: local } : {}), ...(tls ? { tls } : {}) }, role);
 }
 
 export async function startStack(o: StackOptions): Promise<Stack> {
-  const server = o.natsUrl ? undefined : await startLocalNats({ storeDir: join(o.dataDir, 'nats'), port: o.port, log: o.log });
+  const role = o.role ?? (o.controller && o.worker ? 'stack' : o.controller ? 'controller' : o.worker ? 'worker' : 'operator');
+  const users = !o.natsUrl && o.auth !== false ? ensureLocalCredentials(o.dataDir) : undefined;
+  const access = stackAccess(o, role, o.natsUrl ?? 'nats://127.0.0.1');
+  const server = o.natsUrl ? undefined : await startLocalNats({
+    storeDir: join(o.dataDir, 'nats'), port: o.port, log: o.log, connect: access.options, ...(users ? { auth: users } : {}), ...(o.tls ? { tls: o.tls } : {}),
+  });
   const url = o.natsUrl ?? server!.url;
-  const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log });
+  const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who });
   const stores = await openStores(nc);
   const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
   const dispatcher = o.controller ? await startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id }) : undefined;
@@ -48,15 +78,19 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
   }) : undefined;
   if (dispatcher && worker) dispatcher.attachLocal(worker.id, worker.accept);
+  let stopping: Promise<void> | undefined;
   return {
     url, nc, stores, registrar, dispatcher, profiler, worker, server,
-    stop: async () => {
-      await worker?.stop();
-      await profiler?.stop();
-      await dispatcher?.stop();
-      await registrar?.stop();
-      await closeBus(nc);
+    // Bounded whether or not the server answers (docs/worker.md, "Stopping"): queries already
+    // accepted get up to STOP_DRAIN_MS, every later step that needs the server shares STOP_BUS_MS.
+    stop: () => (stopping ??= (async () => {
+      if (worker) await new StopBudget(STOP_DRAIN_MS, o.log).step('worker drain', () => worker.stop());
+      const bus = new StopBudget(STOP_BUS_MS, o.log);
+      if (profiler) await bus.step('profiler stop', () => profiler.stop());
+      if (dispatcher) await bus.step('dispatcher stop', () => dispatcher.stop());
+      if (registrar) await bus.step('registrar stop', () => registrar.stop());
+      if (!(await closeBus(nc, Math.max(bus.leftMs, 250)))) o.log.warn('NATS connection closed without a drain (server unreachable): unsent messages dropped');
       await server?.stop();
-    },
+    })()),
   };
 }

@@ -27,6 +27,9 @@ export const ErrorCode = {
   UnknownTask: 'UNKNOWN_TASK',
   Infeasible: 'INFEASIBLE',
   NoWorker: 'NO_WORKER',
+  WorkerLost: 'WORKER_LOST',
+  /** The NATS server refused this credential a publish or a subscription (runtime/bus/auth.ts). */
+  PermissionDenied: 'PERMISSION_DENIED',
   Internal: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -39,13 +42,13 @@ const STATUS: Record<ErrorCode, number> = {
   GENERATION_FAILED: 500, PROFILING_FAILED: 500, TIMEOUT: 504, INTERNAL: 500,
   VARIANT_NOT_FOUND: 404, VARIANT_NOT_LOADED: 409, INSTANCE_LOADING: 503, INVALID_INPUT: 400, DEADLINE_EXCEEDED: 504,
   WORKER_DRAINING: 503, NO_CAPACITY: 507, INFERENCE_FAILED: 500,
-  UNKNOWN_TASK: 404, INFEASIBLE: 422, NO_WORKER: 503,
+  UNKNOWN_TASK: 404, INFEASIBLE: 422, NO_WORKER: 503, WORKER_LOST: 502, PERMISSION_DENIED: 403,
 };
 
 // Retryable: another worker, a later moment or a looser deadline can succeed.
 const RETRYABLE = new Set<ErrorCode>([
   'NO_PROFILER', 'TIMEOUT', 'MODEL_BUSY', 'INTERNAL', 'VARIANT_NOT_LOADED', 'INSTANCE_LOADING', 'WORKER_DRAINING', 'NO_CAPACITY',
-  'NO_WORKER',
+  'NO_WORKER', 'WORKER_LOST',
 ]);
 
 export interface ErrorBody {

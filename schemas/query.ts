@@ -1,6 +1,6 @@
 // Data-plane wire types: model-less queries and their results (MessagePack by default, JSON accepted).
 import { Type, type Static } from '@sinclair/typebox';
-import { Tensor } from './tensor.js';
+import { NamedTensors, Tensor } from './tensor.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
 
@@ -23,7 +23,7 @@ export type Slo = Static<typeof Slo>;
 export const Query = Type.Object(
   {
     id: Type.Optional(Type.String({ maxLength: 128 })),
-    inputs: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Tensor),
+    inputs: NamedTensors,
     task: Type.Optional(Name),
     model: Type.Optional(Name),
     variant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' })),

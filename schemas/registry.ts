@@ -3,7 +3,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TensorSpec } from './tensor.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: "letters, digits, '-', '_'" });
-const ObjectName = Type.String({ minLength: 1, maxLength: 255 });
+// Printable ASCII: nats.js names Object Store entries through btoa(name), which throws on characters
+// past U+00FF and disagrees with other clients (UTF-8) on U+0080-U+00FF (found by test/fuzz.test.ts).
+const ObjectName = Type.String({ minLength: 1, maxLength: 255, pattern: '^[ -~]+$' });
 
 export const RegisterRequest = Type.Object(
   {
@@ -145,6 +147,11 @@ export const RegistryEvent = Type.Object(
     variant: Type.Optional(Type.String()),
     hardwareClass: Type.Optional(Type.String()),
     error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    /**
+     * The registration attempt a lifecycle event belongs to (the `registration` of its RegisterReply).
+     * Two callers may register one name at once; each follows only its own attempt's events.
+     */
+    registration: Type.Optional(Type.String()),
   },
   { $id: 'RegistryEvent', additionalProperties: false },
 );
@@ -171,6 +178,8 @@ export const RegisterReply = Type.Object(
     status: ModelStatus,
     /** Subject that carries this registration's progress events (`nats sub` it). */
     events: Type.String(),
+    /** Identifies this attempt: its lifecycle events on `events` carry the same `registration`. */
+    registration: Type.String(),
   },
   { $id: 'RegisterReply', additionalProperties: false },
 );

@@ -21,6 +21,13 @@ export const Tensor = Type.Object(
 );
 export type Tensor = Static<typeof Tensor>;
 
+/**
+ * Named tensors (a query's inputs): names of 1-128 characters without line breaks. TypeBox checks a
+ * record's values only under keys its key pattern matches; additionalProperties:false refuses the
+ * rest, so a name with a newline cannot carry an unchecked value (found by test/fuzz.test.ts).
+ */
+export const NamedTensors = Type.Record(Type.String({ pattern: '^.{1,128}$' }), Tensor, { additionalProperties: false });
+
 /** A declared model input or output; null marks a dynamic dimension (the batch). */
 export const TensorSpec = Type.Object(
   {

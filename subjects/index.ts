@@ -59,6 +59,14 @@ export const subjects = {
   },
   /** Model-less query entry point (served by dispatchers; see the controller issue). */
   query: `${PREFIX}.query`,
+  /**
+   * Where a worker tells the forwarding dispatcher that a query was answered: the reply subject of
+   * each forwarded query is `infaas.acks.<controller>.<n>`, so a dead worker's no-responders status
+   * (and its silence) reaches the dispatcher, which re-sends the query or answers it with an error.
+   */
+  acks: (controllerId: string) => `${PREFIX}.acks.${checkToken('controller', controllerId)}`,
+  allAcks: `${PREFIX}.acks.>`,
+  acksPrefix: `${PREFIX}.acks.`,
   resultsPrefix: `${PREFIX}.results.`,
 } as const;
 
@@ -76,6 +84,13 @@ export const headerNames = {
   load: 'Infaas-Load',
   pinned: 'Infaas-Pinned',
   note: 'Infaas-Note',
+  /**
+   * On a query a dispatcher forwards, the client's reply subject (the forwarded message's own reply
+   * subject is the dispatcher's ack subject). The worker answers here, then acks.
+   */
+  reply: 'Infaas-Reply',
+  /** On an ack: the worker did not take the query (draining, say) and answered nobody: re-send it. */
+  refused: 'Infaas-Refused',
 } as const;
 
 export const services = {

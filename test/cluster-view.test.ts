@@ -1,24 +1,44 @@
-// The KV-fed views survive a value that is not JSON: it is skipped, the watch goes on.
+// The KV-fed views are an edge: a value that is not JSON or not a valid record is skipped and the
+// watch goes on; liveness is judged by this process's clock; a worker found dead is out until it
+// heartbeats again; the views keep their state across a restart of the server and resume.
 import t from 'tap';
 import { ClusterView } from '../runtime/views/cluster-view.js';
 import { encodeJson } from '../runtime/bus/codec.js';
 import { silentLogger } from '../runtime/log.js';
+import type { WorkerRecord } from '../schemas/worker.js';
+import { RestartableNats } from '../bench/fault-kit.js';
 import { connectTest, startTestNats } from './helpers/system.js';
 
-t.test('a stray non-JSON value is skipped and later records still arrive', async (t) => {
+const worker = (id: string, heartbeatAt = Date.now()): WorkerRecord => ({
+  id, host: 'h', pid: 1, hardwareClass: 'cpu-test', pricePerHour: 0.1, capacity: { threads: 2, memoryBytes: 1e9 }, state: 'ready',
+  usage: { cpuCores: 0, hostCpu: 0, rssBytes: 0, threadsReserved: 0, memoryReserved: 0, instances: 0, queued: 0, qps: 0 },
+  startedAt: new Date().toISOString(), heartbeatAt,
+});
+
+const heardFrom = (view: ClusterView, key: string): Promise<void> => new Promise((resolve) => view.onChange((_b, k) => { if (k === key) resolve(); }));
+
+t.test('a stray non-JSON value or an invalid record is skipped and later records still arrive', async (t) => {
   const server = await startTestNats(t);
   const { stores } = await connectTest(t, server.url);
   await stores.workers.put('junk', new TextEncoder().encode('not json {'));
+  await stores.workers.put('forged', encodeJson({ id: 'forged', state: 'ready', heartbeatAt: Date.now() }));
   const view = new ClusterView(silentLogger);
   await view.start(stores);
   t.teardown(() => view.stop());
-  t.notOk(view.workers.has('junk'), 'skipped at start');
-  const changed = new Promise<void>((resolve) => view.onChange(() => { if (view.workers.has('w1')) resolve(); }));
+  t.notOk(view.workers.has('junk'), 'not JSON: skipped at start');
+  t.notOk(view.workers.has('forged'), 'not a worker record: skipped at start');
+  const changed = heardFrom(view, 'w1');
   await stores.workers.put('junk2', new TextEncoder().encode('\u0000\u0001'));
-  await stores.workers.put('w1', encodeJson({ id: 'w1' }));
+  await stores.workers.put('w1', encodeJson(worker('w1')));
   await changed;
-  t.same(view.workers.get('w1'), { id: 'w1' }, 'the watch is still running');
+  t.equal(view.workers.get('w1')?.id, 'w1', 'the watch is still running');
   t.notOk(view.workers.has('junk2'));
+  const bad = { ...worker('w1'), capacity: { threads: -3, memoryBytes: 1 } };
+  await stores.workers.put('w1', encodeJson(bad));
+  const after = heardFrom(view, 'w2');
+  await stores.workers.put('w2', encodeJson(worker('w2')));
+  await after;
+  t.equal(view.workers.get('w1')?.capacity.threads, 2, 'an invalid update keeps the last valid record');
 });
 
 t.test('liveness is judged by when this process heard a record, not by the writer\'s clock', async (t) => {
@@ -27,11 +47,66 @@ t.test('liveness is judged by when this process heard a record, not by the write
   const view = new ClusterView(silentLogger, 5000);
   await view.start(stores);
   t.teardown(() => view.stop());
-  const record = (heartbeatAt: number) => encodeJson({ id: 'w1', state: 'ready', heartbeatAt });
-  const heard = new Promise<void>((resolve) => view.onChange((_b, key) => { if (key === 'w1') resolve(); }));
+  const heard = heardFrom(view, 'w1');
   // A writer whose clock runs a minute behind: its heartbeats look stale, but they arrive now.
-  await stores.workers.put('w1', record(Date.now() - 60_000));
+  await stores.workers.put('w1', encodeJson(worker('w1', Date.now() - 60_000)));
   await heard;
   t.same(view.liveWorkers().map((w) => w.id), ['w1'], 'live: just heard from');
   t.same(view.liveWorkers(Date.now() + 6000).map((w) => w.id), [], 'gone once nothing has been heard for staleMs');
 });
+
+t.test('a worker marked down is out until a newer record of it arrives', async (t) => {
+  const server = await startTestNats(t);
+  const { stores } = await connectTest(t, server.url);
+  const view = new ClusterView(silentLogger, 5000);
+  await view.start(stores);
+  t.teardown(() => view.stop());
+  const heard = heardFrom(view, 'w1');
+  await stores.workers.put('w1', encodeJson(worker('w1')));
+  await heard;
+  view.markDown('w1');
+  t.ok(view.isDown('w1'));
+  t.same(view.liveWorkers().map((w) => w.id), [], 'not live once marked down');
+  await new Promise((r) => setTimeout(r, 5));
+  const again = heardFrom(view, 'w1');
+  await stores.workers.put('w1', encodeJson(worker('w1')));
+  await again;
+  t.notOk(view.isDown('w1'));
+  t.same(view.liveWorkers().map((w) => w.id), ['w1'], 'live again after a heartbeat');
+});
+
+t.test('across a server restart the view keeps its workers and resumes its watch', async (t) => {
+  const nats = new RestartableNats();
+  await nats.start();
+  t.teardown(() => nats.dispose());
+  const { stores } = await connectTest(t, nats.url);
+  const view = new ClusterView(silentLogger, 5000);
+  await view.start(stores);
+  t.teardown(() => view.stop());
+  const heard = heardFrom(view, 'w1');
+  await stores.workers.put('w1', encodeJson(worker('w1')));
+  await heard;
+  await nats.stop();
+  await new Promise((r) => setTimeout(r, 6000));
+  await nats.start();
+  await new Promise<void>((resolve) => { const i = setInterval(() => { if (!stores.nc.isClosed() && stores.nc.info) { clearInterval(i); resolve(); } }, 50); });
+  // The outage does not count against the heartbeat: the last known worker is still live.
+  const stillLive = await waitFor(() => view.liveWorkers().some((w) => w.id === 'w1'), 3000);
+  t.ok(stillLive, 'the worker heard before the outage is still live after it');
+  // Records written after the restart reach the view (its watch resumed).
+  const w2 = heardFrom(view, 'w2');
+  for (let i = 0; i < 40; i++) {
+    try { await stores.workers.put('w2', encodeJson(worker('w2'))); break; } catch { await new Promise((r) => setTimeout(r, 250)); }
+  }
+  await w2;
+  t.equal(view.workers.get('w2')?.id, 'w2', 'a record written after the restart arrives');
+});
+
+async function waitFor(ok: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (ok()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return ok();
+}

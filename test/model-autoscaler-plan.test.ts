@@ -196,3 +196,20 @@ t.test('drops state of groups that are gone and does not mutate its inputs', asy
   t.same(Object.keys(r.state.groups).sort(), [b32t1.id, b8t1.id, b8t2.id].sort());
   t.not(r.state, prev);
 });
+
+t.test('a variant whose demand mostly names it (pinned queries) is replicated, never switched away', async (t) => {
+  // Unpinned, the same load is an upgrade (see above); pinned, the upgrade would strand its queries.
+  const pinned = plan(snap([inst('i1', b8t1, { arrivalRate: 130, pinnedShare: 0.9 })], [b8t1, b32t1]));
+  t.match(pinned.actions, [{ type: 'replicate', variant: b8t1.id }]);
+  const full = plan(snap([inst('i1', b8t1, { arrivalRate: 130, pinnedShare: 1 })], [b8t1, b32t1], { threads: 1 }));
+  t.match(full.actions, [{ type: 'mitigate', variant: b8t1.id }], 'no room for a replica: mitigate, not switch');
+  const some = plan(snap([inst('i1', b8t1, { arrivalRate: 130, pinnedShare: 0.2 })], [b8t1, b32t1]));
+  t.match(some.actions, [{ type: 'switch', reason: 'upgrade' }], 'a minority of pinned queries does not stop an upgrade');
+});
+
+t.test('an Overloaded verdict left over after the load stopped (no arrivals) replicates nothing', async (t) => {
+  const r = plan(snap([inst('i1', b8t1, { state: 'overloaded', arrivalRate: 0, queueLength: 50 })], [b8t1, b32t1]));
+  t.same(r.actions, []);
+  const busy = plan(snap([inst('i1', b8t1, { state: 'overloaded', arrivalRate: 60, queueLength: 50 })], [b8t1, b8t2]));
+  t.match(busy.actions, [{ type: 'replicate' }], 'with arrivals it still scales');
+});

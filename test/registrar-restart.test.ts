@@ -25,11 +25,18 @@ t.test('restarts and late joiners', async (parent) => {
   });
 
   parent.test('a registration abandoned by a dead registrar is rolled back on start', async (t) => {
-    await sys.stores.models.put('ghost', encodeJson({ name: 'ghost', status: 'generating', registrar: 'dead-registrar', createdAt: '', updatedAt: '' }));
+    // Past validation (the full record), half-way through generating variants.
+    await sys.stores.models.put('ghost', encodeJson({
+      name: 'ghost', task: 'digit-classification', dataset: 'mnist', framework: 'onnx', inputs: [], outputs: [], submitter: 'test',
+      status: 'generating', object: 'models/ghost/model.onnx', sizeBytes: 3, variants: [], registrar: 'dead-registrar', createdAt: '', updatedAt: '',
+    }));
+    // A claim (validation under way) left by another dead registrar.
+    await sys.stores.models.put('ghost2', encodeJson({ name: 'ghost2', status: 'validating', registrar: 'dead-registrar', createdAt: '', updatedAt: '' }));
     await putObject(sys.stores.repository, 'models/ghost/model.onnx', new Uint8Array([1, 2, 3]));
     const r = await startRegistrar({ nc: sys.nc, stores: sys.stores, log: silentLogger });
     t.teardown(() => r.stop());
     t.equal(await kvGet(sys.stores.models, 'ghost'), undefined);
+    t.equal(await kvGet(sys.stores.models, 'ghost2'), undefined, 'an abandoned claim too');
     t.notOk((await sys.stores.repository.list()).some((o) => !o.deleted && o.name.startsWith('models/ghost/')));
     t.ok(await kvGet(sys.stores.models, 'mlp-small'), 'registered models untouched');
   });

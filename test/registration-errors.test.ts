@@ -95,3 +95,26 @@ t.test('a failure after acceptance rolls back: no generator running', async (t) 
   const owned = (await stores.repository.list()).filter((o) => !o.deleted && o.name.startsWith('models/'));
   t.same(owned, [], 'copied model and validation files removed');
 });
+
+t.test('two concurrent registrations of one name: one wins and is told, the other is DUPLICATE_MODEL', async (t) => {
+  const sys = await startTestSystem(t);
+  const zoo = zooModels().find((m) => m.name === 'mlp-small')!;
+  // Two callers on their own connections, as two users would be.
+  const callers = await Promise.all([1, 2].map(async (i) => {
+    const { nc, stores } = await connectTest(t, sys.url, `caller-${i}`);
+    const client = new RegistryClient(nc, stores);
+    const events: RegistryEvent[] = [];
+    const req: RegisterRequest = { ...zooRequest(zoo, await client.upload(zooModelBytes('mlp-small')), await client.upload(zooValidationSet(50))), name: 'contested' };
+    return { client, events, req };
+  }));
+  const outcomes = await Promise.allSettled(callers.map((c) => c.client.register(c.req, { onEvent: (e) => c.events.push(e) })));
+  const won = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [{ i, info: o.value }] : []));
+  const lost = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as { code?: string }] : []));
+  t.equal(won.length, 1, 'exactly one registration wins');
+  t.same(lost.map((e) => e.code), ['DUPLICATE_MODEL'], 'the other is DUPLICATE_MODEL');
+  t.equal(won[0]?.info.model.status, 'registered', 'the winner is told when the registration completes');
+  t.ok(won[0] && won[0].info.variants.length > 0, 'with its variants');
+  t.ok(won[0] && callers[won[0].i].events.some((e) => e.type === 'registration.completed'), 'the winner saw its completion event');
+  t.notOk(won[0] && callers[won[0].i].events.some((e) => e.type === 'registration.failed'), 'and not the loser\'s refusal');
+  t.equal((await sys.client.info('contested')).model.status, 'registered', 'the model is registered');
+});

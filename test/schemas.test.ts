@@ -26,6 +26,16 @@ t.test('queries need an SLO and keep results in their namespace', async (t) => {
   t.ok(validate(Query, { ...q, resultSubject: 'infaas.results.me.1' }, 'query'));
 });
 
+t.test('hostile names found by the fuzz test are refused', async (t) => {
+  const q = { task: 'digit-classification', slo: { latencyMs: 10 }, inputs: { image: { dtype: 'float32', shape: [1], data: [0] } } };
+  // A record key its key pattern does not match used to carry an unchecked value (a boolean here).
+  t.throws(() => validate(Query, { ...q, inputs: { 'image\n': false } }, 'query'), { code: 'BAD_REQUEST', message: /\/inputs/ });
+  t.throws(() => validate(Query, { ...q, inputs: { ['x'.repeat(129)]: q.inputs.image } }, 'query'), { code: 'BAD_REQUEST' });
+  // nats.js cannot name an Object Store entry past U+00FF (btoa), so such names are refused up front.
+  t.throws(() => validate(RegisterRequest, { ...good, object: 'uploads/\ufffd' }, 'register request'), { code: 'BAD_REQUEST', message: /\/object/ });
+  t.ok(validate(RegisterRequest, { ...good, object: 'uploads/my model v2.onnx' }, 'register request'), 'printable ASCII, spaces included');
+});
+
 t.test('the committed JSON Schema files match the code (run npm run schemas)', async (t) => {
   for (const [file, text] of renderSchemas()) {
     t.equal(readFileSync(new URL(`../schemas/json/${file}`, import.meta.url), 'utf8'), text, file);

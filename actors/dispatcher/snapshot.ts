@@ -75,6 +75,11 @@ export class SnapshotBuilder {
     this.byInstance.set(k, view);
   }
 
+  /** Drops the cached snapshot: the next decision sees the views as they are now (a worker just found dead). */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
   snapshot(now = Date.now()): Snapshot {
     const age = now - this.builtAt;
     const fresh = this.cached && age < this.cluster.staleMs / 2 && (!this.clusterDirty || age < this.minRebuildMs);

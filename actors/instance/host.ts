@@ -61,6 +61,7 @@ export class VariantInstance {
   private window: InstanceWindow = VariantInstance.emptyWindow();
   private windowStart = Date.now();
   private lastWindowRate = 0;
+  private lastPinnedShare = 0;
   private readonly done: Promise<void>;
   /** Settles with the first state after loading: a serving state, or 'failed'. */
   readonly loaded: Promise<InstanceState>;
@@ -122,7 +123,7 @@ export class VariantInstance {
   }
 
   private static emptyWindow(): InstanceWindow {
-    return { ms: 0, arrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), queueLength: 0 };
+    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), queueLength: 0 };
   }
 
   get state(): InstanceState {
@@ -149,6 +150,11 @@ export class VariantInstance {
     return this.lastWindowRate;
   }
 
+  /** The share of those arrivals (rows) from queries that named this variant. */
+  get recentPinnedShare(): number {
+    return this.lastPinnedShare;
+  }
+
   get queueLength(): number {
     return this.queue.length;
   }
@@ -173,6 +179,7 @@ export class VariantInstance {
     }
     // Rows, not queries: capacity is rows per second (a query of n rows is n items of a batch).
     this.window.arrivals += q.checked.rows;
+    if (q.pinned) this.window.pinnedArrivals += q.checked.rows;
     this.lastArrivalAt = q.receivedAt;
     // Admission: a query that cannot finish in time behind the work already queued is answered
     // now, not held until it expires (under overload that held work crowds out what could be served).
@@ -254,6 +261,7 @@ export class VariantInstance {
     this.window = VariantInstance.emptyWindow();
     this.windowStart = now;
     this.lastWindowRate = (w.arrivals * 1000) / w.ms;
+    this.lastPinnedShare = w.arrivals > 0 ? w.pinnedArrivals / w.arrivals : 0;
     return w;
   }
 

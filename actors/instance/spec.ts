@@ -57,6 +57,8 @@ export interface QueuedQuery {
   receivedAt: number;
   /** Copied into the answer (why it is not what the query asked for). */
   note?: string;
+  /** The query named this variant: the model-autoscaler must not switch it away. */
+  pinned?: boolean;
   answer: (outcome: Outcome) => void;
 }
 
@@ -65,6 +67,8 @@ export interface InstanceWindow {
   ms: number;
   /** Rows that arrived (a query of n rows counts n), and queries answered. */
   arrivals: number;
+  /** Of those, rows of queries that named this variant. */
+  pinnedArrivals: number;
   completions: number;
   deadlineMisses: number;
   batches: number;

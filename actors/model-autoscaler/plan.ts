@@ -44,6 +44,8 @@ export interface ScalingInstance {
   arrivalRate: number;      // queries/s over the last window
   queueLength: number;
   idleMs: number;           // since its last arrival
+  /** Share of its arrivals from queries that named its variant (0..1); default 0. */
+  pinnedShare?: number;
   /** What the instance actually reserves, when the host knows it; defaults to its variant's profile. */
   threads?: number;
   memoryBytes?: number;
@@ -151,7 +153,9 @@ function groupsOf(snap: WorkerScalingSnapshot): Group[] {
     const demand = members.reduce((a, i) => a + i.arrivalRate, 0);
     const capacity = members.length * (v?.capacityQps ?? 0);
     const verdict = !v || v.capacityQps <= 0 || members.some((i) => i.state === 'loading') ? 'wait'
-      : members.some((i) => i.state === 'overloaded') || demand > capacity ? 'overloaded'
+      // An Overloaded verdict with no arrivals since (the load stopped; the verdict is a window
+      // old) asks for nothing: a replica cannot take a queue that is already there.
+      : (demand > 0 && members.some((i) => i.state === 'overloaded')) || demand > capacity ? 'overloaded'
       : members.some((i) => i.state === 'interfered') ? 'interfered' : 'normal';
     return { id, v, members, demand, capacity, verdict };
   });
@@ -173,8 +177,15 @@ function fits(r: Round, add: Budget): boolean {
 
 const swap = (from: ScalingVariant, to: ScalingVariant): Budget => ({ threads: to.threads - from.threads, memoryBytes: to.memoryBytes - from.memoryBytes });
 
-/** Same-model, profiled variants a switch from v may pick: accuracy within tolerance, fits after the swap. */
+/**
+ * Same-model, profiled variants a switch from v may pick: accuracy within tolerance, fits after the
+ * swap. None when most of v's demand names v itself (pinned queries): switching it away would only
+ * make the dispatcher load it again for them, and the two would thrash; replicas serve them instead.
+ */
 function switchable(v: ScalingVariant, r: Round): ScalingVariant[] {
+  const mine = r.snap.instances.filter((i) => i.variant === v.id);
+  const rate = mine.reduce((a, i) => a + i.arrivalRate, 0);
+  if (rate > 0 && mine.reduce((a, i) => a + i.arrivalRate * (i.pinnedShare ?? 0), 0) > rate / 2) return [];
   return [...r.snap.variants.values()].filter((u) => u.model === v.model && u.id !== v.id && u.capacityQps > 0
     && u.accuracy >= v.accuracy - r.s.accuracyTolerance && fits(r, swap(v, u)));
 }
@@ -267,7 +278,7 @@ function planScaleDown(g: Group, v: ScalingVariant, r: Round, lowSince: number):
   }
   // An instance with no demand at all is left to the unload rule: switching it is a load for nothing.
   if (g.demand === 0) return undefined;
-  const d = cheaperVariants(g, v, r.s, r.snap.variants.values()).find((c) => fits(r, swap(v, c)));
+  const d = cheaperVariants(g, v, r.s, switchable(v, r))[0];
   if (!d) return undefined;
   return {
     action: {

@@ -11,7 +11,7 @@ import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { availableProviders } from '../../runtime/onnx/onnx-session.js';
 import { defaultMeasureOptions, type MeasureOptions } from './profile-measure.js';
-import { addJsonEndpoint } from '../../runtime/bus/service.js';
+import { addJsonEndpoint, stopService } from '../../runtime/bus/service.js';
 import { entryValue, kvGet, type Stores } from '../../runtime/bus/store.js';
 import { generateVariants, liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
 import { profilerMachine } from './machine.js';
@@ -102,7 +102,7 @@ export async function startProfiler(config: ProfilerConfig): Promise<Profiler> {
     workerId, hardwareClass,
     stop: async () => {
       watch.stop();
-      await srv.stop();
+      await stopService(srv, log);
       actor.send({ type: 'stop.requested' });
     },
   };

@@ -11,7 +11,7 @@ import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { createSession, modelSignature, parseModel, signatureMismatches } from '../../runtime/onnx/onnx-session.js';
 import {
-  deleteObjects, entryValue, kvCreate, kvGet, kvModify, kvPurgeAll, objectBytes, putObject, type Stores,
+  deleteObjects, entryValue, kvCreate, kvGet, kvModify, kvPurgeAll, kvPurgeAt, kvUpdate, objectBytes, putObject, type Stores,
 } from '../../runtime/bus/store.js';
 import { parseValidationSet } from '../../runtime/validation-set.js';
 import type { ProfilingSummary } from './machine.js';
@@ -148,17 +148,25 @@ export function registrationActors(deps: RegistrarDeps) {
   return {
     validate: fromPromise<ModelRecord, { request: RegisterRequest }>(async ({ input }) => {
       const req = input.request;
+      const key = keys.model(req.name);
       const claim: Partial<ModelRecord> = { name: req.name, status: 'validating', registrar: options.registrarId, createdAt: now(), updatedAt: now() };
-      if ((await kvCreate(stores.models, keys.model(req.name), claim)) === false) {
+      // The claim is a compare-and-set create: of concurrent registrations of one name exactly one
+      // gets a revision; every later write of this attempt is conditional on that revision, so an
+      // attempt that lost its claim (rolled back as abandoned) neither overwrites nor removes another's.
+      const claimed = await kvCreate(stores.models, key, claim);
+      if (claimed === false) {
         throw new InfaasError(ErrorCode.DuplicateModel, `a model named "${req.name}" is already registered (unregister it first, or choose another name)`, { name: req.name });
       }
       try {
         const record = await checkAndStore(deps, req);
-        await stores.models.put(keys.model(req.name), encodeJson(record));
+        if ((await kvUpdate(stores.models, key, record, claimed)) === false) {
+          throw new InfaasError(ErrorCode.ModelBusy, `the claim on "${req.name}" was taken over while it was validated; try again`, { name: req.name });
+        }
         return record;
       } catch (err) {
-        await deleteObjects(stores.repository, objects.ownedBy(req.name)).catch(() => 0);
-        await stores.models.purge(keys.model(req.name)).catch(() => undefined);
+        // Only the claim's holder removes files and the record; a lost claim leaves both to their new owner.
+        const ours = await kvPurgeAt(stores.models, key, claimed).catch(() => false);
+        if (ours) await deleteObjects(stores.repository, objects.ownedBy(req.name)).catch(() => 0);
         throw err;
       }
     }),

@@ -9,7 +9,7 @@ import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../schemas/er
 import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
-import { addJsonEndpoint, pingInstances } from '../../runtime/bus/service.js';
+import { addJsonEndpoint, pingInstances, stopService } from '../../runtime/bus/service.js';
 import type { Stores } from '../../runtime/bus/store.js';
 import { defaultRegistrarOptions, registrationActors, removeModel, type RegistrarOptions } from './effects.js';
 import { registrationMachine } from './machine.js';
@@ -56,15 +56,18 @@ export async function startRegistrar(config: RegistrarConfig): Promise<Registrar
   addJsonEndpoint(srv, {
     name: 'register', subject: subjects.registry.register, schema: RegisterRequest,
     handle: (request) => new Promise<RegisterReply>((resolve, reject) => {
+      // Every event of this attempt carries its id: a caller racing another for the same name
+      // follows its own attempt, not the other's refusal on the shared events subject.
+      const registration = nanoid(10);
       const machine = registrationMachine.provide({
         actors: registrationActors(deps),
         actions: {
-          accept: (_, { model }) => resolve({ model: model.name, status: model.status, events: subjects.events.model(model.name) }),
+          accept: (_, { model }) => resolve({ model: model.name, status: model.status, events: subjects.events.model(model.name), registration }),
           reject: (_, { error }) => reject(new InfaasError(Object.values(ErrorCode).includes(error.code as Code) ? (error.code as Code) : ErrorCode.Internal, error.message)),
-          report: (_, p) => publishRegistryEvent(nc, p.type, request.name, p.message, p.error ? { error: p.error } : {}),
+          report: (_, p) => publishRegistryEvent(nc, p.type, request.name, p.message, { registration, ...(p.error ? { error: p.error } : {}) }),
         },
       });
-      const actor = createActor(machine, { input: { request }, id: `registration-${request.name}-${nanoid(6)}` });
+      const actor = createActor(machine, { input: { request }, id: `registration-${request.name}-${registration}` });
       actor.subscribe({
         next: (s) => log.debug({ model: request.name, state: s.value }, 'registration state'),
         error: (err) => { log.error({ err, model: request.name }, 'registration actor crashed'); reject(err); },
@@ -111,7 +114,7 @@ export async function startRegistrar(config: RegistrarConfig): Promise<Registrar
   return {
     id, view,
     stop: async () => {
-      await srv.stop();
+      await stopService(srv, log);
       for (const a of running.values()) a.stop();
       view.stop();
     },

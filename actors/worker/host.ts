@@ -9,7 +9,9 @@ import { encodeJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
-import type { Stores } from '../../runtime/bus/store.js';
+import { kvPurgeAll, type Stores } from '../../runtime/bus/store.js';
+import { stopService } from '../../runtime/bus/service.js';
+import { settleWithin } from '../../runtime/stopping.js';
 import type { InstanceOptions, VariantInstance } from '../instance/index.js';
 import { defaultMonitorOptions, monitorMachine, type MonitorOptions } from '../monitor/index.js';
 import { autoscalerMachine, defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/index.js';
@@ -162,9 +164,16 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     monitor.send({ type: 'stop.requested' });
     autoscaler.send({ type: 'stop.requested' });
     view.stop();
-    await srv.stop().catch(() => {});
-    await stores.workers.delete(keys.worker(id)).catch(() => {});
+    // Both wait on the server: bounded, so a worker whose NATS is gone still stops (its record then
+    // expires with the bucket's TTL).
+    const [, removed] = await Promise.all([stopService(srv, log), settleWithin(stores.workers.delete(keys.worker(id)), 2_000)]);
+    if (!removed.settled || 'error' in removed) log.warn('worker record not removed from KV (it expires with the bucket TTL)');
   }
+
+  // A worker restarted under the same id (a provisioner's, say): the instance records its previous
+  // process left behind describe instances that no longer exist; dispatchers must not route to them.
+  const stale = await kvPurgeAll(stores.instances, keys.instancesOf(id));
+  if (stale > 0) log.info({ records: stale }, 'removed instance records left by an earlier process with this worker id');
 
   actor.start();
   await waitFor(actor, (s) => s.value !== 'starting');

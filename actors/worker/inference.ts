@@ -6,8 +6,9 @@ import type { QueryResult } from '../../schemas/query.js';
 import { Query } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
-import { checkVariantId, headerNames } from '../../subjects/index.js';
-import { decodePayload, encodeErrorReply, encodePayload, headerEpochMs, isJson, tensorForJson } from '../../runtime/bus/codec.js';
+import { checkVariantId, headerNames, subjects } from '../../subjects/index.js';
+import { isAnswerSubject } from '../../subjects/access.js';
+import { decodePayload, encodeErrorReply, encodePayload, headerEpochMs, headersOf, isJson, tensorForJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
@@ -28,8 +29,15 @@ export interface InferenceOptions {
 
 export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: 1024 * 1024, defaultDeadlineMs: 30_000 });
 
-/** Where and how a query's answer goes: the caller's reply subject (or the query's result subject). */
-export interface AnswerRoute { json: boolean; reply?: string; resultSubject?: string }
+/**
+ * Where and how a query's answer goes: the caller's reply subject (or the query's result subject);
+ * then, for a query a dispatcher forwarded, an empty ack to the dispatcher's ack subject.
+ */
+export interface AnswerRoute { json: boolean; reply?: string; resultSubject?: string; ack?: string }
+
+const EMPTY = new Uint8Array(0);
+/** A subject a worker may publish an answer to: no spaces or control characters, no wildcards. */
+const SUBJECT = /^[^\s*>\u0000-\u001f\u007f]{1,512}$/;
 
 /** A query already decoded and validated (by this worker's endpoint, or by a dispatcher in this process). */
 export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt: number; receivedAt: number; route: AnswerRoute }
@@ -55,11 +63,25 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     }
     if (err) ({ data, headers: h } = encodeErrorReply(err, json));
     const to = route.resultSubject ?? route.reply;
-    if (!to) return;
     try {
-      nc.publish(to, data!, { headers: h });
+      if (to) nc.publish(to, data!, { headers: h });
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'could not send an answer');
+    }
+    if (route.ack) ack(route.ack);
+  };
+
+  const ack = (subject: string, refused?: string): void => {
+    try {
+      if (refused) {
+        const h = natsHeaders();
+        h.set(headerNames.refused, refused);
+        nc.publish(subject, EMPTY, { headers: h });
+      } else {
+        nc.publish(subject, EMPTY);
+      }
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'could not ack a forwarded query');
     }
   };
 
@@ -75,12 +97,15 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
       instance.enqueue({
         ...(req.id !== undefined ? { id: req.id } : {}),
-        checked, deadline: a.deadline, startedAt: a.startedAt, receivedAt: a.receivedAt, ...(req.note ? { note: req.note } : {}),
+        checked, deadline: a.deadline, startedAt: a.startedAt, receivedAt: a.receivedAt, ...(req.note ? { note: req.note } : {}), ...(req.pinned ? { pinned: true } : {}),
         answer: (outcome) => send(a.route, outcome),
       });
     } catch (e) {
       const ie = toInfaasError(e);
       if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
+      // A dispatcher routed by a view older than this worker's instances (one was just unloaded or
+      // switched): it decides again rather than the client hearing of it.
+      if (a.route.ack && (ie.code === ErrorCode.VariantNotLoaded || ie.code === ErrorCode.WorkerDraining)) { ack(a.route.ack, ie.code); return; }
       send(a.route, { error: ie });
     }
   };
@@ -91,19 +116,25 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       return;
     }
     const receivedAt = Date.now();
-    const json = isJson(msg.headers);
-    let route: AnswerRoute = { json, ...(msg.reply ? { reply: msg.reply } : {}) };
+    let h: MsgHdrs | undefined;
+    let route: AnswerRoute = { json: false, ...(msg.reply ? { reply: msg.reply } : {}) };
     try {
+      h = headersOf(msg);
+      route = routeOf(msg, h, isJson(h));
       if (msg.data.length > options.maxRequestBytes) {
         throw new InfaasError(ErrorCode.PayloadTooLarge, `request is ${msg.data.length} bytes; this worker takes at most ${options.maxRequestBytes}`);
       }
-      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
-      const body = decodePayload(msg.data, msg.headers);
-      const routed = msg.headers?.get(headerNames.variant);
-      const req = routed ? forwardedQuery(body, routed, msg.headers!) : validate(InferRequest, body, 'inference request');
+      if (router.draining) {
+        // A dispatcher's query goes back to it, unanswered, to be sent to another worker.
+        if (route.ack) { ack(route.ack, ErrorCode.WorkerDraining); return; }
+        throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
+      }
+      const body = decodePayload(msg.data, h);
+      const routed = h?.get(headerNames.variant);
+      const req = routed ? forwardedQuery(body, routed, h!) : validate(InferRequest, body, 'inference request');
       if (req.resultSubject) route = { ...route, resultSubject: req.resultSubject };
-      const deadline = headerEpochMs(msg.headers, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
-      const startedAt = headerEpochMs(msg.headers, headerNames.start) ?? receivedAt;
+      const deadline = headerEpochMs(h, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
+      const startedAt = headerEpochMs(h, headerNames.start) ?? receivedAt;
       accept({ req, deadline, startedAt, receivedAt, route });
     } catch (e) {
       const ie = toInfaasError(e);
@@ -112,6 +143,18 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     }
   };
   return { handler, accept };
+}
+
+/**
+ * A direct caller is answered on its reply subject. A dispatcher's forwarded query carries the
+ * client's reply subject in Infaas-Reply, and its own reply subject is the dispatcher's ack subject.
+ */
+function routeOf(msg: ServiceMsg, h: MsgHdrs | undefined, json: boolean): AnswerRoute {
+  if (msg.reply?.startsWith(subjects.acksPrefix) && h?.get(headerNames.variant)) {
+    const reply = h.get(headerNames.reply);
+    return { json, ack: msg.reply, ...(reply && SUBJECT.test(reply) && isAnswerSubject(reply) ? { reply } : {}) };
+  }
+  return { json, ...(msg.reply ? { reply: msg.reply } : {}) };
 }
 
 /** A client's query forwarded untouched by a dispatcher, with the routing facts in headers, as an inference request. */

@@ -69,7 +69,7 @@ export class ScalingRunner {
     return {
       now, threads: this.instanceCores(), memoryBytes: this.deps.memoryBytes,
       instances: instances.map((i) => ({
-        id: i.spec.id, variant: i.spec.variant, state: i.state, arrivalRate: i.recentArrivalRate,
+        id: i.spec.id, variant: i.spec.variant, state: i.state, arrivalRate: i.recentArrivalRate, pinnedShare: i.recentPinnedShare,
         queueLength: i.queueLength, idleMs: now - i.lastArrivalAt, threads: i.spec.threads, memoryBytes: i.spec.memoryBytes,
       })),
       variants: this.variantsFor(new Set(instances.map((i) => i.spec.model))),

@@ -13,6 +13,19 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: '
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
+/**
+ * A message's headers; MALFORMED_MESSAGE when nats.js cannot parse them (a lone CR or LF, a key
+ * byte outside '!'..'~'): its getter throws, and a handler that let that escape left the micro
+ * service's own fallback reply to throw too, which stopped the connection reading.
+ */
+export function headersOf(msg: { readonly headers?: MsgHdrs }): MsgHdrs | undefined {
+  try {
+    return msg.headers;
+  } catch (err) {
+    throw new InfaasError(ErrorCode.MalformedMessage, `cannot parse the message headers: ${(err as Error).message}`);
+  }
+}
+
 export function isJson(h?: MsgHdrs): boolean {
   return (h?.get(CONTENT_TYPE) ?? '').toLowerCase().startsWith(JSON_TYPE);
 }

@@ -1,42 +1,57 @@
 // NATS connection handling: named clients, endless reconnect, status logging, drain on shutdown.
 import { connect, type NatsConnection, type ConnectionOptions } from 'nats';
 import type { Logger } from '../log.js';
+import { settleWithin } from '../stopping.js';
+import { authenticationRefused } from './auth.js';
 
 export interface BusOptions {
   servers: string | string[];
   /** Client name shown by the server (`nats server report connections`). */
   name: string;
   log: Logger;
-  /** Extra nats.js options (credentials, TLS) for clusters. */
+  /** Extra nats.js options (credentials, TLS; runtime/bus/auth.ts resolveAccess builds them). */
   extra?: Partial<ConnectionOptions>;
+  /** Who `extra` presents, for the error when the server refuses it (never the secret). */
+  who?: string;
 }
 
 export async function connectBus(options: BusOptions): Promise<NatsConnection> {
-  const nc = await connect({
-    servers: options.servers,
-    name: options.name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-    pingInterval: 10_000,
-    ...options.extra,
-  });
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      pingInterval: 10_000,
+      ...options.extra,
+    });
+  } catch (err) {
+    throw authenticationRefused(err, String(options.servers), options.who ?? (options.extra?.user ? `user "${options.extra.user}"` : 'anonymous')) ?? err;
+  }
   const log = options.log.child({ nats: options.name });
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'pingTimer') continue;
       const level = s.type === 'error' || s.type === 'disconnect' ? 'warn' : 'debug';
-      log[level]({ status: s.type, data: String(s.data) }, 'nats connection status');
+      // A permissions violation names the operation and subject the server refused.
+      log[level]({ status: s.type, data: String(s.data), ...(s.permissionContext ? { denied: s.permissionContext } : {}) }, 'nats connection status');
     }
   })();
   return nc;
 }
 
-/** Drains (finishes in-flight handlers, flushes publishes) and waits for the close. */
-export async function closeBus(nc: NatsConnection): Promise<void> {
-  if (nc.isClosed()) return;
-  try {
-    await nc.drain();
-  } catch {
-    await nc.close();
-  }
+/**
+ * Drains (finishes in-flight handlers, flushes publishes) for at most `timeoutMs`, and always ends
+ * with the connection closed; false when it closed without a complete drain (unflushed publishes
+ * lost). With the server gone a drain waits on a PONG that only a reconnect attempt rejects.
+ */
+export async function closeBus(nc: NatsConnection, timeoutMs = 2_000): Promise<boolean> {
+  if (nc.isClosed()) return true;
+  const r = await settleWithin(nc.drain(), timeoutMs);
+  // nats.js's drain resolves without closing when its final flush fails (the server is gone), and
+  // the endless reconnect then kept a stopped process alive: close it here.
+  const drained = r.settled && !('error' in r) && nc.isClosed();
+  if (!nc.isClosed()) await settleWithin(nc.close(), 1_000);
+  return drained;
 }

@@ -5,6 +5,7 @@ import { validate } from '../../schemas/validate.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { toInfaasError, type InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../log.js';
+import { settleWithin } from '../stopping.js';
 
 export interface JsonEndpoint<S extends TSchema> {
   name: string;
@@ -46,6 +47,16 @@ export function addJsonEndpoint<S extends TSchema>(srv: Service, ep: JsonEndpoin
       })();
     },
   });
+}
+
+/**
+ * Stops a service (its endpoints unsubscribe and flush), waiting at most `timeoutMs`: while the
+ * server is gone the flush waits on a PONG that does not come, and a stopping process must not.
+ */
+export async function stopService(srv: Service, log: Logger, timeoutMs = 2_000): Promise<boolean> {
+  const r = await settleWithin(srv.stop(), timeoutMs);
+  if (!r.settled) log.warn({ service: srv.info().name, timeoutMs }, 'service stop not confirmed by the server in time (is it gone?): going on');
+  return r.settled;
 }
 
 export interface ServiceInstance { id: string; metadata: Record<string, string> }

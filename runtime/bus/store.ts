@@ -5,6 +5,8 @@ import { decodeJson, encodeJson } from './codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 
 export interface Stores {
+  /** The connection the buckets were opened on (watches follow its reconnections). */
+  nc: NatsConnection;
   models: KV;
   variants: KV;
   profiles: KV;
@@ -40,7 +42,7 @@ export async function openStores(nc: NatsConnection, options: StoreOptions = {})
     js.views.kv(buckets.leases, { history: 1, replicas }),
     js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
   ]);
-  return { models, variants, profiles, workers, instances, leases, repository };
+  return { nc, models, variants, profiles, workers, instances, leases, repository };
 }
 
 export interface Versioned<T> {
@@ -60,9 +62,11 @@ export async function kvGet<T>(kv: KV, key: string): Promise<Versioned<T> | unde
   return value === undefined ? undefined : { value, revision: e.revision };
 }
 
+// JetStream's JSStreamWrongLastSequenceErrF: the key moved on from the revision we wrote against.
+const WRONG_LAST_SEQUENCE = 10071;
+
 function isWrongRevision(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return /wrong last sequence|key exists/i.test(msg);
+  return (err as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code === WRONG_LAST_SEQUENCE;
 }
 
 /** Creates a key only if absent; false when another writer got there first. */
@@ -79,6 +83,17 @@ export async function kvCreate<T>(kv: KV, key: string, value: T): Promise<number
 export async function kvUpdate<T>(kv: KV, key: string, value: T, revision: number): Promise<number | false> {
   try {
     return await kv.update(key, encodeJson(value), revision);
+  } catch (err) {
+    if (isWrongRevision(err)) return false;
+    throw err;
+  }
+}
+
+/** Purges a key only if it is still at `revision` (nobody wrote since); false on a lost race. */
+export async function kvPurgeAt(kv: KV, key: string, revision: number): Promise<boolean> {
+  try {
+    await kv.purge(key, { previousSeq: revision });
+    return true;
   } catch (err) {
     if (isWrongRevision(err)) return false;
     throw err;

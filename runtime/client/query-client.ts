@@ -6,6 +6,7 @@ import { headerNames, subjects } from '../../subjects/index.js';
 import { encodePayload } from '../bus/codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { answerOf } from './worker-client.js';
+import { permissionDenied } from '../bus/auth.js';
 
 export interface QueryOptions {
   json?: boolean;
@@ -54,6 +55,7 @@ export class QueryClient {
     } catch (err) {
       if (err instanceof InfaasError) throw err;
       const code = (err as { code?: string }).code;
+      if (code === 'PERMISSIONS_VIOLATION') throw permissionDenied(err)!;
       if (code === '503') throw new InfaasError(ErrorCode.NoWorker, 'nothing serves infaas.query: is a controller running? (infaas up / infaas controller)');
       if (code === 'TIMEOUT') throw new InfaasError(ErrorCode.Timeout, `no answer within ${timeout} ms`);
       throw err;
@@ -70,7 +72,9 @@ export class QueryClient {
   results(subject: string, onAnswer: (answer: QueryResult | InfaasError) => void, json = false): Subscription {
     if (!subject.startsWith(subjects.resultsPrefix)) throw new InfaasError(ErrorCode.BadRequest, `result subjects start with ${subjects.resultsPrefix}`);
     return this.nc.subscribe(subject, {
-      callback: (_err, m) => {
+      callback: (err, m) => {
+        // A refused subscription (another user's result subject) ends it with this error.
+        if (err) return onAnswer(permissionDenied(err) ?? new InfaasError(ErrorCode.Internal, err.message));
         try { onAnswer(answerOf<QueryResult>(m.data, m.headers, json)); } catch (e) { onAnswer(e as InfaasError); }
       },
     });

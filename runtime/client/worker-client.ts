@@ -6,6 +6,7 @@ import type { InferRequest, InstanceRecord } from '../../schemas/worker.js';
 import { headerNames, subjects } from '../../subjects/index.js';
 import { decodeJson, decodePayload, encodeJson, encodePayload } from '../bus/codec.js';
 import { ErrorCode, InfaasError, type ErrorBody } from '../../schemas/errors.js';
+import { permissionDenied } from '../bus/auth.js';
 
 export interface InferOptions {
   /** Relative deadline (ms from now); sent as the absolute Infaas-Deadline header. */
@@ -50,6 +51,7 @@ export class WorkerClient {
   private transportError(err: unknown, workerId: string): unknown {
     if (err instanceof InfaasError) return err;
     const code = (err as { code?: string }).code;
+    if (code === 'PERMISSIONS_VIOLATION') return permissionDenied(err);
     if (code === '503') return new InfaasError(ErrorCode.WorkerDraining, `worker ${workerId} is not serving (no responders)`);
     if (code === 'TIMEOUT') return new InfaasError(ErrorCode.Timeout, `worker ${workerId} did not answer in time`);
     return err;

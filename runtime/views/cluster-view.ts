@@ -1,9 +1,10 @@
 // An in-memory view of live workers and their instances, fed by KV watches of infaas_workers and
 // infaas_instances (never polled). A record whose heartbeat is older than `staleMs` counts as gone.
 import type { KV } from 'nats';
-import type { InstanceRecord, WorkerRecord } from '../../schemas/worker.js';
+import type { TSchema } from '@sinclair/typebox';
+import { InstanceRecord, WorkerRecord } from '../../schemas/worker.js';
 import type { Logger } from '../log.js';
-import { watchInto } from '../bus/kv-watch.js';
+import { followStatus, watchInto } from '../bus/kv-watch.js';
 import type { Stores } from '../bus/store.js';
 
 export class ClusterView {
@@ -12,17 +13,42 @@ export class ClusterView {
   readonly instances = new Map<string, InstanceRecord>();
   /** When this process last received each worker's record: liveness by local clock, not the writer's. */
   private readonly heardAt = new Map<string, number>();
+  /** Workers found dead (no responders) by this process, and when: out until heard from again. */
+  private readonly downAt = new Map<string, number>();
   private readonly stops: (() => void)[] = [];
   private readonly listeners = new Set<(bucket: 'workers' | 'instances', key: string) => void>();
 
   constructor(private readonly log: Logger, readonly staleMs = 5000) {}
 
   async start(stores: Stores): Promise<void> {
-    await Promise.all([this.watch(stores.workers, 'workers', this.workers), this.watch(stores.instances, 'instances', this.instances)]);
+    await Promise.all([
+      this.watch(stores, stores.workers, 'workers', this.workers, WorkerRecord),
+      this.watch(stores, stores.instances, 'instances', this.instances, InstanceRecord),
+    ]);
+    this.followOutages(stores);
   }
 
   stop(): void {
     for (const s of this.stops.splice(0)) s();
+  }
+
+  /**
+   * The last known state survives a disconnection from the bus: the time without news does not
+   * count against a worker's heartbeat (a worker that died meanwhile is found by its missing
+   * responders, or goes stale once news flows again).
+   */
+  private followOutages(stores: Stores): void {
+    let since: number | undefined;
+    this.stops.push(followStatus(stores.nc, (type) => {
+      if (type === 'disconnect') since ??= Date.now();
+      if (type === 'reconnect' && since !== undefined) {
+        const outage = Date.now() - since;
+        since = undefined;
+        for (const [key, w] of this.workers) this.heardAt.set(key, (this.heardAt.get(key) ?? w.heartbeatAt) + outage);
+        this.log.info({ outageMs: outage }, 'reconnected: keeping the last known workers while their records resume');
+        for (const l of this.listeners) l('workers', '');
+      }
+    }));
   }
 
   onChange(listener: (bucket: 'workers' | 'instances', key: string) => void): () => void {
@@ -37,17 +63,33 @@ export class ClusterView {
   liveWorkers(now = Date.now()): WorkerRecord[] {
     const out: WorkerRecord[] = [];
     for (const [key, w] of this.workers) {
-      if (w.state === 'ready' && now - (this.heardAt.get(key) ?? w.heartbeatAt) <= this.staleMs) out.push(w);
+      const heard = this.heardAt.get(key) ?? w.heartbeatAt;
+      const down = this.downAt.get(key);
+      if (w.state === 'ready' && now - heard <= this.staleMs && (down === undefined || heard > down)) out.push(w);
     }
     return out;
   }
 
-  private async watch<T>(kv: KV, name: 'workers' | 'instances', map: Map<string, T>): Promise<void> {
+  /**
+   * A worker found dead (its subjects have no responders) or refusing work: not live until a record
+   * of it arrives after `now` (a worker that comes back heartbeats again; a dead one never does).
+   */
+  markDown(workerId: string, now = Date.now()): void {
+    this.downAt.set(workerId, now);
+    for (const l of this.listeners) l('workers', workerId);
+  }
+
+  isDown(workerId: string): boolean {
+    const down = this.downAt.get(workerId);
+    return down !== undefined && (this.heardAt.get(workerId) ?? 0) <= down;
+  }
+
+  private async watch<T>(stores: Stores, kv: KV, name: 'workers' | 'instances', map: Map<string, T>, schema: TSchema): Promise<void> {
     let loaded = false;
     const stop = await watchInto(kv, name, map, this.log, (key) => {
       if (name === 'workers' && loaded) this.heardAt.set(key, Date.now());
       for (const l of this.listeners) l(name, key);
-    });
+    }, { schema, nc: stores.nc });
     loaded = true;
     this.stops.push(stop);
   }

@@ -1,7 +1,8 @@
 // An in-memory view of models, variants and profiles, fed by KV watches (never polled).
 // A restarted process rebuilds it from the buckets' current values.
 import type { KV } from 'nats';
-import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
+import { Type, type TSchema } from '@sinclair/typebox';
+import { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import type { Logger } from '../log.js';
 import type { Stores } from '../bus/store.js';
 import { watchInto } from '../bus/kv-watch.js';
@@ -11,6 +12,12 @@ export interface VariantWithProfiles extends VariantRecord {
 }
 
 type Listener = (bucket: 'models' | 'variants' | 'profiles', key: string) => void;
+
+/** A registration's claim on a name (actors/registrar/effects.ts) until validation writes the full record. */
+const ModelClaim = Type.Object({
+  name: Type.String(), status: Type.Literal('validating'), registrar: Type.String(), createdAt: Type.String(), updatedAt: Type.String(),
+}, { additionalProperties: false });
+const ModelEntry = Type.Union([ModelRecord, ModelClaim]);
 
 export class RegistryView {
   readonly models = new Map<string, ModelRecord>();
@@ -25,9 +32,9 @@ export class RegistryView {
   /** Starts the watches and resolves once every bucket's current values are loaded. */
   async start(stores: Stores): Promise<void> {
     await Promise.all([
-      this.watch(stores.models, 'models', this.models),
-      this.watch(stores.variants, 'variants', this.variants),
-      this.watch(stores.profiles, 'profiles', this.profiles),
+      this.watch(stores, stores.models, 'models', this.models, ModelEntry),
+      this.watch(stores, stores.variants, 'variants', this.variants, VariantRecord),
+      this.watch(stores, stores.profiles, 'profiles', this.profiles, ProfileRecord),
     ]);
   }
 
@@ -40,8 +47,8 @@ export class RegistryView {
     return () => this.listeners.delete(listener);
   }
 
-  private async watch<T>(kv: KV, bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>): Promise<void> {
-    this.stops.push(await watchInto(kv, bucket, map, this.log, (key) => { for (const l of this.listeners) l(bucket, key); }));
+  private async watch<T>(stores: Stores, kv: KV, bucket: 'models' | 'variants' | 'profiles', map: Map<string, T>, schema: TSchema): Promise<void> {
+    this.stops.push(await watchInto(kv, bucket, map, this.log, (key) => { for (const l of this.listeners) l(bucket, key); }, { schema, nc: stores.nc }));
   }
 
   modelsByTask(task?: string): ModelRecord[] {

@@ -2,21 +2,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NatsConnection } from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../../actors/profiler/index.js';
 import { startRegistrar, type Registrar, type RegistrarConfig } from '../../actors/registrar/index.js';
 import { startWorker, type Worker, type WorkerConfig } from '../../actors/worker/index.js';
 import { RegistryClient } from '../../runtime/client/registry-client.js';
-import { startLocalNats, type LocalNats } from '../../runtime/bus/local-nats.js';
+import { startLocalNats, type LocalNats, type LocalNatsOptions } from '../../runtime/bus/local-nats.js';
 import { silentLogger } from '../../runtime/log.js';
 import { closeBus, connectBus } from '../../runtime/bus/nats.js';
 import { openStores, type Stores } from '../../runtime/bus/store.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
 
-export async function startTestNats(t: Teardown): Promise<LocalNats> {
+/** Without options, a server that checks no credentials; `auth` turns access control on (test/access-control.test.ts). */
+export async function startTestNats(t: Teardown, options: Pick<LocalNatsOptions, 'auth' | 'tls'> = {}): Promise<LocalNats> {
   const dir = mkdtempSync(join(tmpdir(), 'infaas-test-'));
-  const server = await startLocalNats({ storeDir: dir, port: -1, log: silentLogger, install: false });
+  const server = await startLocalNats({ storeDir: dir, port: -1, log: silentLogger, install: false, ...options });
   t.teardown(async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -24,8 +25,8 @@ export async function startTestNats(t: Teardown): Promise<LocalNats> {
   return server;
 }
 
-export async function connectTest(t: Teardown, url: string, name = 'test'): Promise<{ nc: NatsConnection; stores: Stores }> {
-  const nc = await connectBus({ servers: url, name, log: silentLogger });
+export async function connectTest(t: Teardown, url: string, name = 'test', extra?: Partial<ConnectionOptions>): Promise<{ nc: NatsConnection; stores: Stores }> {
+  const nc = await connectBus({ servers: url, name, log: silentLogger, ...(extra ? { extra } : {}) });
   t.teardown(() => closeBus(nc));
   return { nc, stores: await openStores(nc) };
 }

@@ -17,10 +17,15 @@ const OBJECTIVE_MS = 250;
 interface Window { sent: number; good: number; bad: number; codes: Record<string, number> }
 
 t.test('a load ramp through the dispatcher ends with under 5 % errors or late answers after scaling', async (t) => {
-  // cnn-wide: ~5.5 ms per 8-row batch on one core, ~1,450 rows/s per instance. 8-row queries at
-  // 220 q/s offer ~1,760 rows/s: more than one instance serves, less than two.
+  // cnn-wide: ~5.5-11 ms per 8-row batch on one core (it varies with the machine), ~700-1,450 rows/s
+  // per instance. 8-row queries offering 1.2x one instance's profiled capacity: more than one
+  // instance serves, less than two.
   const sys = await startTestSystem(t, { generator: { precisions: ['fp32'], optLevels: ['all'], maxBatches: [8, 32], threads: [1], providers: ['cpu'] } });
-  await registerZooModel(sys.client, 'cnn-wide');
+  const info = await registerZooModel(sys.client, 'cnn-wide');
+  const b8 = info.variants.find((v) => v.maxBatch === 8)!.profiles['cpu-test'];
+  const rowsPerSecond = 8000 / b8.latency!.find((l) => l.batch === 8)!.p50Ms;
+  const HIGH = Math.round((1.2 * rowsPerSecond) / 8);
+  t.comment(`one instance: ~${rowsPerSecond.toFixed(0)} rows/s profiled; offering ${HIGH} q/s of 8 rows`);
   const worker = await startTestWorker(t, sys, { autoscale: true, threads: 2, monitor: { windowMs: 500 }, scaling: { cooldownMs: 1000 } });
   const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'ramp' });
   t.teardown(() => dispatcher.stop());
@@ -57,7 +62,7 @@ t.test('a load ramp through the dispatcher ends with under 5 % errors or late an
   t.teardown(() => clearInterval(tick));
 
   await new Promise((r) => setTimeout(r, 2000));
-  rate = 220;
+  rate = HIGH;
   const until = Date.now() + 30_000;
   while (!scaledAt() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   const decision = scaledAt();
@@ -96,7 +101,7 @@ t.test('a load ramp through the dispatcher ends with under 5 % errors or late an
   const codes: Record<string, number> = {};
   for (const w of after) for (const [k, v] of Object.entries(w.codes)) codes[k] = (codes[k] ?? 0) + v;
   const sent = after.reduce((a, w) => a + w.sent, 0);
-  t.ok(sent > 1200, `${sent} queries in the 8 s after scaling`);
+  t.ok(sent > 0.7 * 8 * HIGH, `${sent} queries in the 8 s after scaling`);
   const best = Math.min(...[0, 1, 2, 3, 4].map((i) => share(after.slice(i, i + 4))));
   const trace = `per second: ${windows.map((w) => `${w.bad}/${w.sent}`).join(' ')}; errors ${JSON.stringify(codes)}`;
   t.ok(best < 0.05, `after scaling, four seconds in a row with ${(100 * best).toFixed(1)} % errors or late answers (${trace})`);
