@@ -1,7 +1,8 @@
 // The KV-fed views are an edge: a value that is not JSON or not a valid record is skipped and the
 // watch goes on; liveness is judged by this process's clock; a worker found dead is out until it
 // heartbeats again; the views keep their state across a restart of the server and resume.
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { Stores } from '../runtime/bus/store.js';
 import { ClusterView } from '../runtime/views/cluster-view.js';
 import { encodeJson } from '../runtime/bus/codec.js';
 import { silentLogger } from '../runtime/log.js';
@@ -41,12 +42,18 @@ t.test('a stray non-JSON value or an invalid record is skipped and later records
   t.equal(view.workers.get('w1')?.capacity.threads, 2, 'an invalid update keeps the last valid record');
 });
 
-t.test('liveness is judged by when this process heard a record, not by the writer\'s clock', async (t) => {
+/** A view over a fresh server's buckets. */
+async function startView(t: Test): Promise<{ view: ClusterView; stores: Stores }> {
   const server = await startTestNats(t);
   const { stores } = await connectTest(t, server.url);
   const view = new ClusterView(silentLogger, 5000);
   await view.start(stores);
   t.teardown(() => view.stop());
+  return { view, stores };
+}
+
+t.test('liveness is judged by when this process heard a record, not by the writer\'s clock', async (t) => {
+  const { view, stores } = await startView(t);
   const heard = heardFrom(view, 'w1');
   // A writer whose clock runs a minute behind: its heartbeats look stale, but they arrive now.
   await stores.workers.put('w1', encodeJson(worker('w1', Date.now() - 60_000)));
@@ -56,11 +63,7 @@ t.test('liveness is judged by when this process heard a record, not by the write
 });
 
 t.test('a worker marked down is out until a newer record of it arrives', async (t) => {
-  const server = await startTestNats(t);
-  const { stores } = await connectTest(t, server.url);
-  const view = new ClusterView(silentLogger, 5000);
-  await view.start(stores);
-  t.teardown(() => view.stop());
+  const { view, stores } = await startView(t);
   const heard = heardFrom(view, 'w1');
   await stores.workers.put('w1', encodeJson(worker('w1')));
   await heard;

@@ -58,6 +58,11 @@ export class VariantInstance {
   private timer?: NodeJS.Timeout;
   private accepted = 0;
   private timerAt = 0;
+  private shedAt = 0;
+  /** Observed cost per batch beyond its session time while backlogged (smoothed); see noteThroughput. */
+  private loopMsPerBatch = 0;
+  private lastDoneAt = 0;
+  private backlogged = false;
   private window: InstanceWindow = VariantInstance.emptyWindow();
   private windowStart = Date.now();
   private lastWindowRate = 0;
@@ -232,8 +237,7 @@ export class VariantInstance {
 
   /** Time until a query queued now would start: the queue in full batches, plus any running batch. */
   private expectedWaitMs(): number {
-    const batches = Math.ceil(this.queuedRows / this.spec.maxBatch) + this.running;
-    return batches === 0 ? 0 : batches * (this.latencyMs(this.spec.maxBatch) * this.slowdown + this.overheadMs);
+    return this.queuedRows === 0 && this.running === 0 ? 0 : this.drainMs(this.queuedRows);
   }
 
   /** Finish queued work, refuse new, release the session; resolves once unloaded (or failed). */
@@ -297,6 +301,10 @@ export class VariantInstance {
       else if (q.deadline < earliest) earliest = q.deadline;
     }
     if (expired) this.expire(now, single);
+    // The queue is judged again as the observed speed changes: a query admitted when the
+    // instance ran faster, which its place in the queue can no longer finish in time, is answered
+    // now rather than at its deadline (under overload, within milliseconds, not after the deadline).
+    if (this.session && now - this.shedAt >= SHED_EVERY_MS) { this.shedAt = now; this.shed(now); }
     if (this.queue.length === 0) return;
     // Loading, or both pipeline slots taken: nothing runs now, but the earliest query is answered
     // at its deadline rather than whenever the session frees up.
@@ -321,6 +329,32 @@ export class VariantInstance {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = now + ms;
     this.timer = setTimeout(() => { this.timer = undefined; this.pump(); }, ms);
+  }
+
+  /**
+   * Answers queued queries whose place in the queue finishes after their deadline (full batches
+   * ahead at the observed speed, as admission predicts), without computing them.
+   */
+  private shed(now: number): void {
+    let rows = 0;
+    let late = false;
+    for (const q of this.queue) {
+      rows += q.checked.rows;
+      if (now + this.drainMs(rows) > q.deadline) { late = true; break; }
+    }
+    if (!late) return;
+    const keep: QueuedQuery[] = [];
+    rows = 0;
+    for (const q of this.queue) {
+      const finish = now + this.drainMs(rows + q.checked.rows);
+      if (finish <= q.deadline) { keep.push(q); rows += q.checked.rows; continue; }
+      this.queuedRows -= q.checked.rows;
+      this.window.deadlineMisses++;
+      this.finish(q, {
+        error: new InfaasError(ErrorCode.DeadlineExceeded, `would finish ~${(finish - q.deadline).toFixed(0)} ms after its deadline behind ${rows} queued rows on ${this.spec.variant} (running ${this.slowdown.toFixed(2)}x its profile); answered now, not computed`, { deadline: q.deadline, now }),
+      });
+    }
+    this.queue.splice(0, this.queue.length, ...keep);
   }
 
   /** Answers queued queries that can no longer finish in time, without computing them. */
@@ -358,9 +392,11 @@ export class VariantInstance {
     const started = Date.now();
     const t0 = performance.now();
     const alone = this.running === 1;
+    let sessionMs: number | undefined;
     try {
       const { rows, feeds } = concatBatch(batch.map((q) => q.checked));
       const { outputs, ms, busyMs } = await session.run(feeds);
+      sessionMs = ms;
       // A session that does not report its own busy time: a lone batch's round trip stands in.
       const busy = busyMs ?? (alone ? performance.now() - t0 : ms);
       this.overheadMs = 0.9 * this.overheadMs + 0.1 * Math.max(0, busy - ms);
@@ -387,8 +423,32 @@ export class VariantInstance {
       for (const q of batch) this.finish(q, { error: e });
     } finally {
       this.running--;
+      this.noteThroughput(sessionMs);
       this.pump();
     }
+  }
+
+  /**
+   * While backlogged (work was queued when the previous batch finished, so this one started at
+   * once), the time between batch completions beyond the batch's own session time is what each
+   * batch really costs on top of the run: thread hops and this event loop's other work (decoding,
+   * admitting, answering), which the session's own overhead does not see. Per batch, not per row:
+   * a batch of 32 rows costs little more than a batch of 1.
+   */
+  private noteThroughput(sessionMs: number | undefined): void {
+    const now = performance.now();
+    if (this.backlogged && sessionMs !== undefined) {
+      const sample = Math.max(0, now - this.lastDoneAt - sessionMs);
+      this.loopMsPerBatch = 0.8 * this.loopMsPerBatch + 0.2 * sample;
+    }
+    this.lastDoneAt = now;
+    this.backlogged = this.queue.length > 0;
+  }
+
+  /** Time for the queue to drain `rows` rows (plus what is running): full batches at the observed speed and cost per batch. */
+  private drainMs(rows: number): number {
+    const perBatch = this.latencyMs(this.spec.maxBatch) * this.slowdown + Math.max(this.overheadMs, this.loopMsPerBatch);
+    return (Math.ceil(rows / this.spec.maxBatch) + this.running) * perBatch;
   }
 
   private record(rows: number, ms: number): void {
@@ -401,6 +461,9 @@ export class VariantInstance {
     else this.window.latency.set(rows, [ms]);
   }
 }
+
+/** How often the queue is judged again against the observed speed (it costs a pass over the queue). */
+const SHED_EVERY_MS = 5;
 
 function deadlineError(q: QueuedQuery, now: number, needMs: number): InfaasError {
   const left = q.deadline - now;
