@@ -55,7 +55,10 @@ t.test('a 2-core worker with two instances loaded still serves a new variant, mu
   });
 
   t.test('INSTANCE_LOADING carries retry advice; following it leads to an answer', async (t) => {
-    const cold = small.variants.find((v) => v.maxBatch === 8 && v.precision === 'int8')!;
+    // A batching variant of mlp-small that is not loaded: the four-row query above loaded one of the
+    // two (fp32 or int8, whichever its profile made cheaper on this machine).
+    const loaded = new Set([...worker.instances.values()].map((i) => i.spec.variant));
+    const cold = small.variants.find((v) => v.maxBatch === 8 && !loaded.has(v.id))!;
     // 150 ms: far more than the run, less than any load (the session alone is budgeted 200 ms).
     const q = { variant: cold.id, inputs: { image: rows(1) }, slo: { latencyMs: 150 } };
     const err = await rejectsWith(t, qc.query(q, { retry: false }), 'INSTANCE_LOADING', 'not loaded, and loading takes longer than 150 ms');
