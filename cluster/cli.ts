@@ -26,6 +26,9 @@ import { registerZoo } from './zoo.js';
 import { runDemo } from './demo.js';
 import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
 import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
+import { benchDefaults, profileAccuracy, runBench, type BenchLoad } from '../bench/live/run.js';
+import { progressLine, summaryTable, writeOutputs } from '../bench/live/report.js';
+import { machineLine } from '../bench/machine.js';
 
 const env = readEnv();
 const print = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -39,6 +42,18 @@ function parsePort(v: string): number {
 function parsePositive(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive whole number');
+  return n;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number > 0');
+  return n;
+}
+
+function parseFraction(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('a fraction in [0,1]');
   return n;
 }
 
@@ -287,6 +302,43 @@ program.command('query')
       }
       print(formatTable(['#', 'model', 'variant', 'worker', 'class', 'client ms', 'inference ms', 'cost', 'answer'], rows));
       if (!o.inputs && o.count > 1) print(`${correct}/${o.count} correct`);
+    });
+  });
+
+program.command('bench')
+  .description('load a live system with labelled zoo digits (open loop at a Poisson rate, or closed loop) and report throughput, goodput, latency, errors, accuracy and cost')
+  .option('--rate <q/s>', 'open loop: Poisson arrivals at this mean rate', (v) => positiveNumber(v))
+  .option('--concurrency <n>', 'closed loop: this many queries outstanding (default 1 without --rate)', parsePositive)
+  .option('--duration <s>', 'measured seconds', (v) => positiveNumber(v), benchDefaults.durationS)
+  .option('--warmup <s>', 'seconds before the measurement, excluded from the overall', parseNonNegative, benchDefaults.warmupS)
+  .option('--window <s>', 'seconds per window of the per-window statistics', (v) => positiveNumber(v), benchDefaults.windowS)
+  .option('--seed <n>', 'seed of the arrival process', (v) => Number(v), benchDefaults.seed)
+  .option('--task <task>', 'model-less queries for this task', ZOO_TASK)
+  .option('--model <name>', 'a specific model instead of a task')
+  .option('--variant <id>', 'a specific variant instead of a task')
+  .option('--latency <ms>', 'latency objective in ms (the SLO, and goodput at the client)', (v) => positiveNumber(v), benchDefaults.latencyMs)
+  .option('--min-accuracy <fraction>', 'minimum accuracy in [0,1]', parseFraction)
+  .option('--no-retry', "turn off QueryClient's retries of retryable errors")
+  .option('--csv <file>', 'write one CSV row per window and an "overall" row')
+  .option('--json <file>', 'write the method, the windows and the overall as JSON')
+  .option('-s, --nats <url>', 'NATS server URL')
+  .action(async (o: { rate?: number; concurrency?: number; duration: number; warmup: number; window: number; seed: number; task: string; model?: string; variant?: string;
+    latency: number; minAccuracy?: number; retry: boolean; csv?: string; json?: string; nats?: string }) => {
+    if (o.rate !== undefined && o.concurrency !== undefined) throw new InvalidArgumentError('--rate (open loop) or --concurrency (closed loop), not both');
+    const load: BenchLoad = o.rate !== undefined ? { kind: 'open', rate: o.rate } : { kind: 'closed', concurrency: o.concurrency ?? 1 };
+    const target = o.variant ? { variant: o.variant } : o.model ? { model: o.model } : { task: o.task };
+    await withStack(o, false, false, async (stack) => {
+      const tty = process.stderr.isTTY;
+      const report = await runBench({
+        nc: stack.nc, accuracyOf: profileAccuracy(stack.stores),
+        onWindow: (w, inFlight) => process.stderr.write(tty ? `\r\x1b[K${progressLine(w, inFlight)}` : `${progressLine(w, inFlight)}\n`),
+      }, {
+        load, target, latencyMs: o.latency, ...(o.minAccuracy !== undefined ? { minAccuracy: o.minAccuracy } : {}),
+        durationS: o.duration, warmupS: o.warmup, windowS: o.window, seed: o.seed, retry: o.retry,
+      });
+      if (tty) process.stderr.write('\n');
+      print(summaryTable(report));
+      writeOutputs(report, { csv: o.csv, json: o.json }, { command: ['infaas', ...process.argv.slice(2)].join(' '), machine: machineLine() });
     });
   });
 
