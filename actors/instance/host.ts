@@ -438,8 +438,14 @@ export class VariantInstance {
   private noteThroughput(sessionMs: number | undefined): void {
     const now = performance.now();
     if (this.backlogged && sessionMs !== undefined) {
-      const sample = Math.max(0, now - this.lastDoneAt - sessionMs);
+      // One stall (a GC pause, a busy moment of the host) may at most double the estimate: a real
+      // rise still shows within a few batches, a spike cannot make admission refuse everything.
+      const sample = Math.min(Math.max(0, now - this.lastDoneAt - sessionMs), 2 * this.loopMsPerBatch + 1);
       this.loopMsPerBatch = 0.8 * this.loopMsPerBatch + 0.2 * sample;
+    } else {
+      // Not backlogged: no sign of extra cost. Decaying here also undoes an estimate so high that
+      // admission kept the queue empty (then no backlogged batch would ever correct it).
+      this.loopMsPerBatch *= 0.95;
     }
     this.lastDoneAt = now;
     this.backlogged = this.queue.length > 0;
