@@ -29,6 +29,7 @@ import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/in
 import { benchDefaults, profileAccuracy, runBench, type BenchLoad } from '../bench/live/run.js';
 import { progressLine, summaryTable, writeOutputs } from '../bench/live/report.js';
 import { machineLine } from '../bench/machine.js';
+import { policies, policyNames, type SelectionPolicy } from '../actors/dispatcher/index.js';
 
 const env = readEnv();
 const print = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -61,6 +62,17 @@ function parseNonNegative(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a number >= 0');
   return n;
+}
+
+/** A selection policy by name (actors/dispatcher/baselines.ts); unknown names list the known ones. */
+function parsePolicy(v: string): string {
+  if (!Object.hasOwn(policies, v)) throw new InvalidArgumentError(`unknown policy "${v}" (one of: ${policyNames.join(', ')})`);
+  return v;
+}
+const policyHelp = `selection policy: infaas (model-less) or a baseline: ${policyNames.filter((n) => n !== 'infaas').join(', ')} (docs/query.md, "Baseline policies")`;
+/** The stack options a --policy name sets: the dispatcher's policy and, for fixed, replication-only autoscaling. */
+function policyOptions(name: string): { policy?: SelectionPolicy; replicationOnly: boolean } {
+  return name === 'infaas' ? { replicationOnly: false } : { policy: policies[name], replicationOnly: name === 'fixed' };
 }
 
 /** "image:float32:?x1x28x28" -> {name, dtype, shape}; '?' marks a dynamic (batch) dimension. */
@@ -107,15 +119,20 @@ program.command('up')
   .option('--once', 'exit after printing the table instead of serving')
   .option('--quick', 'shorter profiling (fewer runs, 500 validation samples): for a fast look')
   .option('--models <names>', 'register only these zoo models (comma-separated)', (v) => v.split(','))
-  .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[] }) => {
+  .option('--policy <name>', policyHelp, parsePolicy, 'infaas')
+  .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[]; policy: string }) => {
     const log = createLogger({ level: env.logLevel });
     const started = Date.now();
+    const { policy, replicationOnly } = policyOptions(o.policy);
     const stack = await startStack({
-      log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up',
+      log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up', ...(policy ? { policy } : {}),
+      // The fixed-variant baseline's worker replicates only: no switch to another variant.
+      ...(replicationOnly ? { serving: { scaling: { switches: false } } } : {}),
       access: access(), auth: env.natsAuth, ...(env.natsTls ? { tls: env.natsTls } : {}),
       profiler: { hardwareClass: env.hardwareClass, measure: o.quick ? { minRuns: 10, minTimeMs: 30, maxValidationSamples: 500 } : {} },
     });
     print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats)`);
+    if (policy) print(`selection policy: ${o.policy} (baseline)${replicationOnly ? '; worker autoscaling: replication only' : ''}`);
     if (stack.server?.authRequired) print(`access control on: credentials per role in ${credentialsDir(env.dataDir)}; the nats CLI needs them: nats $(node bin/infaas.js credentials --nats-flags) ... (docs/security.md)`);
     // Armed now, so a Ctrl-C while the zoo registers stops the stack (and the embedded server) too.
     const stopped = serveUntilStopped(log, () => stack.stop());
@@ -174,10 +191,12 @@ program.command('controller').description('run the controller actors (registrar,
   .option('--max-workers <n>', 'never more workers of the class', parsePositive, 8)
   .option('--start-command <sh>', 'start workers with this command instead of local processes (env: INFAAS_WORKER_ID, INFAAS_HARDWARE_CLASS, INFAAS_NATS_URL)')
   .option('--stop-command <sh>', 'stop a worker started by --start-command (env: INFAAS_WORKER_ID)')
-  .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string }) => {
+  .option('--policy <name>', `${policyHelp}; for fixed, start workers with --replication-only`, parsePolicy, 'infaas')
+  .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string; policy: string }) => {
     if (Boolean(o.startCommand) !== Boolean(o.stopCommand)) throw new InvalidArgumentError('--start-command and --stop-command go together');
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-    const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller', access: access() });
+    const { policy } = policyOptions(o.policy);
+    const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller', access: access(), ...(policy ? { policy } : {}) });
     let vm: VmAutoscaler | undefined;
     let provisioner: Provisioner | undefined;
     if (o.workers) {
@@ -189,7 +208,7 @@ program.command('controller').description('run the controller actors (registrar,
         settings: { minWorkers: o.minWorkers, maxWorkers: o.maxWorkers },
       });
     }
-    print(`controller connected to ${o.nats}${o.workers ? `; autoscaling ${o.workers} workers (${o.minWorkers}-${o.maxWorkers})` : ''}; Ctrl-C to stop`);
+    print(`controller connected to ${o.nats}${o.workers ? `; autoscaling ${o.workers} workers (${o.minWorkers}-${o.maxWorkers})` : ''}${policy ? `; selection policy ${o.policy}` : ''}; Ctrl-C to stop`);
     await serveUntilStopped(log, async () => {
       // Workers this controller started get the drain allowance to exit (they are bounded too).
       const drain = new StopBudget(STOP_DRAIN_MS, log);
@@ -206,14 +225,18 @@ program.command('worker').description('run a worker (serving, variant generator,
   .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
   .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
   .option('--id <id>', 'worker id (default: a fresh one; provisioners pass theirs)', env.workerId)
-  .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string }) => {
+  .option('--replication-only', "the model-autoscaler replicates but never switches variants (the fixed-variant baseline's worker)")
+  .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string; replicationOnly?: boolean }) => {
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     let stopped!: () => void;
     const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
     const stack = await startStack({
       log, natsUrl: o.nats, dataDir: env.dataDir, controller: false, worker: true, name: 'infaas-worker', access: access(),
       profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
-      serving: { pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped() },
+      serving: {
+        pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped(),
+        ...(o.replicationOnly ? { scaling: { switches: false } } : {}),
+      },
     });
     print(`worker ${stack.worker!.id} (${stack.worker!.hardwareClass}) connected to ${o.nats}; Ctrl-C to stop`);
     await serveUntilStopped(log, () => stack.stop(), drained);

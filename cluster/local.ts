@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
 import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
-import { startDispatcher, type Dispatcher } from '../actors/dispatcher/index.js';
+import { startDispatcher, type Dispatcher, type SelectionPolicy } from '../actors/dispatcher/index.js';
 import { startWorker, type Worker, type WorkerConfig } from '../actors/worker/index.js';
 import { startLocalNats, type LocalNats } from '../runtime/bus/local-nats.js';
 import type { Logger } from '../runtime/log.js';
@@ -34,6 +34,8 @@ export interface StackOptions {
   port?: number;
   controller: boolean;
   worker: boolean;
+  /** The dispatcher's selection policy (default: the model-less selectVariant; baselines in actors/dispatcher/baselines.ts). */
+  policy?: SelectionPolicy;
   profiler?: Omit<ProfilerConfig, 'nc' | 'stores' | 'log'>;
   /** Serving side of a worker (instances, monitor, autoscaler); shares the profiler's id and class. */
   serving?: Omit<WorkerConfig, 'nc' | 'stores' | 'log' | 'workerId' | 'hardwareClass' | 'threads'>;
@@ -72,7 +74,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who });
   const stores = await openStores(nc);
   const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
-  const dispatcher = o.controller ? await startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id }) : undefined;
+  const dispatcher = o.controller ? await startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id, ...(o.policy ? { policy: o.policy } : {}) }) : undefined;
   const profiler = o.worker ? await startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
   const worker = profiler ? await startWorker({
     nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,

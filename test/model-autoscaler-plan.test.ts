@@ -213,3 +213,27 @@ t.test('an Overloaded verdict left over after the load stopped (no arrivals) rep
   const busy = plan(snap([inst('i1', b8t1, { state: 'overloaded', arrivalRate: 60, queueLength: 50 })], [b8t1, b8t2]));
   t.match(busy.actions, [{ type: 'replicate' }], 'with arrivals it still scales');
 });
+
+t.test('replication only (switches off): overload replicates or mitigates, never switches a variant', async (t) => {
+  const only = { ...defaultScalingSettings, switches: false };
+  const planOnly = (s: WorkerScalingSnapshot, state: ScalingState = initialScalingState) => planWorkerScaling(state, s, only);
+  // With switches b32t1 would be an upgrade (test above); replication only adds a replica.
+  const up = planOnly(snap([inst('i1', b8t1, { arrivalRate: 130 })], [b8t1, b32t1]));
+  t.match(up.actions, [{ type: 'replicate', variant: b8t1.id }]);
+  t.match(up.actions[0]!.why, /replication only, replica adds 1 thread/);
+  // No replica fits (1 thread budget): mitigate, even though the same-thread upgrade would fit.
+  t.match(planOnly(snap([inst('i1', b8t1, { arrivalRate: 130 })], [b8t1, b32t1], { threads: 1 })).actions, [{ type: 'mitigate', instance: 'i1' }]);
+  // Interference mitigates instead of switching to more threads.
+  const hurt = planOnly(snap([inst('a', b8t1, { arrivalRate: 40 }), inst('b', b8t1, { state: 'interfered', arrivalRate: 40 })], [b8t1, b8t2]));
+  t.match(hurt.actions, [{ type: 'mitigate', instance: 'b' }]);
+  t.match(hurt.actions[0]!.why, /replication only/);
+  // Low load on a lone instance with a cheaper variant: no downgrade, and no low-demand streak either.
+  const prev: ScalingState = { groups: { [b8t2.id]: { lowSince: T0 - 30_000 } } };
+  const low = planOnly(snap([inst('i1', b8t2, { arrivalRate: 30 })], [b8t2, b8t1]), prev);
+  t.same(low.actions, []);
+  t.same(low.state.groups, {});
+  // Removing a replica is still allowed.
+  const many = planOnly(snap([inst('a', b8t1), inst('b', b8t1, { queueLength: 1 })], [b8t1, b32t1]), { groups: { [b8t1.id]: { lowSince: T0 - 30_000 } } });
+  t.match(many.actions, [{ type: 'remove', instance: 'a' }]);
+  t.equal(defaultScalingSettings.switches, true, 'the model-less default switches');
+});

@@ -6,3 +6,4 @@ export {
 export { SnapshotBuilder } from './snapshot.js';
 export { dispatcherMachine, type DispatcherEvent } from './machine.js';
 export { startDispatcher, defaultDispatcherOptions, type Dispatcher, type DispatcherConfig, type DispatcherOptions, type SelectionPolicy } from './host.js';
+export { fixedVariant, fastestVariant, cheapestVariant, defaultFixedChoice, policies, policyNames, policyNamed, type FixedChoice } from './baselines.js';

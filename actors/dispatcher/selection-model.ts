@@ -11,6 +11,8 @@ export interface CandidateProfile {
   task: string;
   hardwareClass: string;
   accuracy: number;
+  /** Numeric precision of the variant, when known (the fixed-variant baseline picks fp32 first). */
+  precision?: 'fp32' | 'int8';
   maxBatch: number;
   threads: number;
   loadMs: number;

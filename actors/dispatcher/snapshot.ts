@@ -99,7 +99,7 @@ export class SnapshotBuilder {
       const m = v && this.registry.models.get(v.model);
       if (!v || !m || m.status !== 'registered') continue;
       profiles.push({
-        variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0,
+        variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0, precision: v.precision,
         maxBatch: v.maxBatch, threads: v.intraOpThreads, loadMs: (p.loadMs ?? 0) + SESSION_START_MS, peakMemoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
         latency: [...p.latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= v.maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms })),
       });

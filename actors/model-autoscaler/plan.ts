@@ -25,6 +25,9 @@
 //   headroom. Sustained for scaleDownAfterMs it removes the shortest-queue replica if the rest hold
 //   demand within headroom, else downgrades one to the cheapest such variant (fewest threads, then
 //   memory). A lone instance with zero demand is not downgraded: it is left to the unload rule.
+// - Replication only (`switches: false`, the fixed-variant baseline's autoscaler): no upgrade,
+//   downgrade or interference switch; overload replicates or mitigates, interference mitigates,
+//   low load only removes replicas.
 import type { InstanceState } from '../../schemas/worker.js';
 
 /** A variant this worker could run, with this worker's hardware-class profile. */
@@ -67,6 +70,7 @@ export interface ScalingSettings {
   cooldownMs: number;               // no second action on a variant group this soon
   accuracyTolerance: number;        // a switch may lose at most this much accuracy
   upgradeLoadFactor: number;        // an upgrade beats a replica only if it loads within this x the variant's loadMs
+  switches: boolean;                // false: replication only, never another variant (fixed-variant baseline)
 }
 
 /**
@@ -85,6 +89,7 @@ export const defaultScalingSettings: ScalingSettings = Object.freeze({
   cooldownMs: 5_000,
   accuracyTolerance: 0.005,
   upgradeLoadFactor: 1.5,
+  switches: true,
 });
 
 /** Per variant id: when its demand turned low, and when it was last acted on. */
@@ -183,6 +188,7 @@ const swap = (from: ScalingVariant, to: ScalingVariant): Budget => ({ threads: t
  * make the dispatcher load it again for them, and the two would thrash; replicas serve them instead.
  */
 function switchable(v: ScalingVariant, r: Round): ScalingVariant[] {
+  if (!r.s.switches) return [];
   const mine = r.snap.instances.filter((i) => i.variant === v.id);
   const rate = mine.reduce((a, i) => a + i.arrivalRate, 0);
   if (rate > 0 && mine.reduce((a, i) => a + i.arrivalRate * (i.pinnedShare ?? 0), 0) > rate / 2) return [];
@@ -228,7 +234,7 @@ function planOverload(g: Group, v: ScalingVariant, r: Round): Planned {
     return upgrade(`replica adds ${threadWord(v.threads)}, upgrade ${u.id} adds ${u.threads - v.threads} and loads in ${fmt(u.loadMs)} ms`);
   }
   if (replicaFits) {
-    const why = !u ? 'no upgrade fits'
+    const why = !u ? (r.s.switches ? 'no upgrade fits' : 'replication only')
       : u.threads - v.threads >= v.threads ? `upgrade ${u.id} adds ${threadWord(u.threads - v.threads)}, no fewer than a replica`
       : u.loadMs > r.s.upgradeLoadFactor * v.loadMs ? `upgrade ${u.id} loads in ${fmt(u.loadMs)} ms > ${r.s.upgradeLoadFactor}x ${fmt(v.loadMs)} ms`
       : `upgrade ${u.id} reaches ${fmt((n - 1) * v.capacityQps + u.capacityQps)} q/s of ${fmt(need)} needed, a replica adds more`;
@@ -236,7 +242,8 @@ function planOverload(g: Group, v: ScalingVariant, r: Round): Planned {
   }
   if (u) return upgrade(`no replica fits (${free} threads free), upgrade ${u.id} does`);
   const target = pick(g.members, (i) => i.queueLength, (i) => i.arrivalRate);
-  return { action: { type: 'mitigate', instance: target.id, variant: v.id, why: `${load}; neither a replica nor an upgrade fits in ${free} free threads`, details }, adds: nothing };
+  const none = r.s.switches ? 'neither a replica nor an upgrade fits' : 'replication only: no replica fits';
+  return { action: { type: 'mitigate', instance: target.id, variant: v.id, why: `${load}; ${none} in ${free} free threads`, details }, adds: nothing };
 }
 
 function planInterference(g: Group, v: ScalingVariant, r: Round): Planned {
@@ -246,7 +253,8 @@ function planInterference(g: Group, v: ScalingVariant, r: Round): Planned {
   const u = switchable(v, r).filter((c) => c.threads > v.threads)
     .sort((a, b) => Number(b.maxBatch === v.maxBatch) - Number(a.maxBatch === v.maxBatch) || a.threads - b.threads || a.loadMs - b.loadMs || byId(a, b))[0];
   if (!u) {
-    return { action: { type: 'mitigate', instance: victim.id, variant: v.id, why: `instance ${victim.id} interfered; no variant with more threads fits in ${details.threadsFree} free`, details }, adds: nothing };
+    const none = r.s.switches ? `no variant with more threads fits in ${details.threadsFree} free` : 'replication only, no switch';
+    return { action: { type: 'mitigate', instance: victim.id, variant: v.id, why: `instance ${victim.id} interfered; ${none}`, details }, adds: nothing };
   }
   return {
     action: {
@@ -299,7 +307,7 @@ function planGroup(g: Group, prev: GroupEntry, r: Round): { entry: GroupEntry; p
   if (g.verdict === 'wait' || !v) return { entry: { lastActionAt: prev.lastActionAt } };
   const n = g.members.length;
   const low = g.verdict === 'normal'
-    && ((n > 1 && g.demand <= (n - 1) * v.capacityQps * s.headroom * 0.5) || cheaperVariants(g, v, s, snap.variants.values()).length > 0);
+    && ((n > 1 && g.demand <= (n - 1) * v.capacityQps * s.headroom * 0.5) || (s.switches && cheaperVariants(g, v, s, snap.variants.values()).length > 0));
   const entry = { lastActionAt: prev.lastActionAt, lowSince: low ? prev.lowSince ?? snap.now : undefined };
   if (prev.lastActionAt !== undefined && snap.now - prev.lastActionAt < s.cooldownMs) return { entry };
   let planned: Planned | undefined;
