@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { architectures, CLASSES, exportOnnx, IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME } from './architectures.js';
 import { ort } from '../runtime/onnx/onnx-session.js';
 import { loadSplit, PIXELS, type DigitSet } from './data.js';
-import { seededRandom, Trainer } from './trainer.js';
+import { Trainer } from './trainer.js';
+import { seededRandom } from '../runtime/random.js';
 import { ParallelTrainer } from './parallel.js';
 import { encodeModel } from '../runtime/onnx/onnx-graph.js';
 

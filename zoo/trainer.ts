@@ -1,17 +1,6 @@
 // A small, exact CPU trainer (SGD with Adam) for the zoo's layer lists; seeded, so reruns agree.
 import { layerShapes, paramShapes, type Architecture, type LayerParams } from './architectures.js';
-
-/** mulberry32: a tiny seeded PRNG; Math.random cannot be seeded. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../runtime/random.js';
 
 function gaussian(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);

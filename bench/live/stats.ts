@@ -1,5 +1,6 @@
 // Pure arithmetic of `infaas bench`: seeded Poisson arrivals, percentiles, and the statistics of a
 // window of query outcomes (throughput, goodput, violations, accuracy, cost). No I/O, no clock.
+import { seededRandom } from '../../runtime/random.js';
 
 /** One query's fate, as the bench client saw it. Times are ms since the run started. */
 export interface BenchOutcome {
@@ -53,17 +54,6 @@ export interface WindowStats {
   variants: Record<string, number>;
 }
 
-/** mulberry32: a small, fast, seedable PRNG with values in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Send times (ms from 0) of a Poisson process at `rate` per second over `seconds`: exponential gaps. */
 export function poissonArrivals(rate: number, seconds: number, seed: number): number[] {
