@@ -112,19 +112,28 @@ async function warm(nc: NatsConnection): Promise<void> {
 const RATE = 200;
 const OVERLOAD_RATE = 1500;
 
+/**
+ * The shape of every fault scenario: once a query is answered, 2 s of open-loop load at RATE, then
+ * the fault (`at` is when it starts), `afterMs` more of load; the bed's processes are then stopped.
+ */
+async function underLoad(bed: FaultBed, fault: () => Promise<void>, afterMs: number): Promise<{ load: OpenLoad; at: number }> {
+  await warm(bed.nc);
+  const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
+  await sleep(2000);
+  const at = Date.now();
+  await fault();
+  await sleep(afterMs);
+  await load.stop();
+  await stopAll(bed);
+  return { load, at };
+}
+
 export const scenarios: Record<string, (bed: FaultBed) => Promise<ScenarioResult>> = {
   /** The only serving worker is SIGKILLed under 200 q/s: every query must still get an answer or an error. */
   'kill-only-worker': async (bed) => {
     await actor(bed, 'controller');
     const w = await actor(bed, 'worker', 'w1');
-    await warm(bed.nc);
-    const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
-    await sleep(2000);
-    const at = Date.now();
-    await w.kill('SIGKILL');
-    await sleep(3000);
-    await load.stop();
-    await stopAll(bed);
+    const { load, at } = await underLoad(bed, async () => { await w.kill('SIGKILL'); }, 3000);
     return { name: 'SIGKILL the only worker (200 q/s)', all: load.tally(), afterFault: load.tally(at), notes: [] };
   },
 
@@ -133,16 +142,12 @@ export const scenarios: Record<string, (bed: FaultBed) => Promise<ScenarioResult
     await actor(bed, 'controller');
     await actor(bed, 'worker', 'w1');
     await actor(bed, 'worker', 'w2');
-    await warm(bed.nc);
-    const holders = await workersHolding(bed.stores, bed.variants.batched).then(async (h) => h.length ? h : workersHolding(bed.stores, bed.variants.batch1));
-    const victim = bed.procs.find((p) => p.kind === 'worker' && holders.includes(p.id)) ?? bed.procs[1];
-    const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
-    await sleep(2000);
-    const at = Date.now();
-    await victim.kill('SIGKILL');
-    await sleep(4000);
-    await load.stop();
-    await stopAll(bed);
+    let victim = bed.procs[1];
+    const { load, at } = await underLoad(bed, async () => {
+      const holders = await workersHolding(bed.stores, bed.variants.batched).then(async (h) => h.length ? h : workersHolding(bed.stores, bed.variants.batch1));
+      victim = bed.procs.find((p) => p.kind === 'worker' && holders.includes(p.id)) ?? victim;
+      await victim.kill('SIGKILL');
+    }, 4000);
     return { name: `SIGKILL one of two workers (${victim.id}, holding the instance; 200 q/s)`, all: load.tally(), afterFault: load.tally(at), recoveredMs: load.recoveredAfter(at), notes: [] };
   },
 
@@ -150,16 +155,12 @@ export const scenarios: Record<string, (bed: FaultBed) => Promise<ScenarioResult
   'kill-only-controller': async (bed) => {
     const c = await actor(bed, 'controller');
     await actor(bed, 'worker', 'w1');
-    await warm(bed.nc);
-    const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
-    await sleep(2000);
-    const at = Date.now();
-    await c.kill('SIGKILL');
-    await actor(bed, 'controller');
-    const back = Date.now();
-    await sleep(3000);
-    await load.stop();
-    await stopAll(bed);
+    let back = 0;
+    const { load, at } = await underLoad(bed, async () => {
+      await c.kill('SIGKILL');
+      await actor(bed, 'controller');
+      back = Date.now();
+    }, 3000);
     return {
       name: 'SIGKILL the only controller, start another (200 q/s)', all: load.tally(), afterFault: load.tally(at), settled: load.tally(at + 100), recoveredMs: load.recoveredAfter(at),
       notes: [`the new controller was serving ${back - at} ms after the kill (process start-up)`, `sent from 100 ms after the kill: ${fmtTally(load.tally(at + 100))}`],
@@ -171,14 +172,7 @@ export const scenarios: Record<string, (bed: FaultBed) => Promise<ScenarioResult
     const c1 = await actor(bed, 'controller');
     await actor(bed, 'controller');
     await actor(bed, 'worker', 'w1');
-    await warm(bed.nc);
-    const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
-    await sleep(2000);
-    const at = Date.now();
-    await c1.kill('SIGKILL');
-    await sleep(3000);
-    await load.stop();
-    await stopAll(bed);
+    const { load, at } = await underLoad(bed, async () => { await c1.kill('SIGKILL'); }, 3000);
     return {
       name: 'SIGKILL one of two controllers (200 q/s)', all: load.tally(), afterFault: load.tally(at), settled: load.tally(at + 100), recoveredMs: load.recoveredAfter(at),
       notes: [`sent in the 100 ms after the kill: ${fmtTally(load.tally(at, at + 100))}`, `sent later: ${fmtTally(load.tally(at + 100))}`],
@@ -189,20 +183,16 @@ export const scenarios: Record<string, (bed: FaultBed) => Promise<ScenarioResult
   'restart-nats': async (bed) => {
     await actor(bed, 'controller');
     await actor(bed, 'worker', 'w1');
-    await warm(bed.nc);
-    const load = new OpenLoad(bed.nc, () => modelQuery(), RATE);
     let clientBack = 0;
+    let back = 0;
     const stopFollowing = followStatus(bed.nc, (type) => { if (type === 'reconnect') clientBack = Date.now(); });
-    await sleep(2000);
-    const at = Date.now();
-    await bed.nats.stop();
-    await sleep(6000);
-    await bed.nats.start();
-    const back = Date.now();
-    await sleep(6000);
-    await load.stop();
+    const { load, at } = await underLoad(bed, async () => {
+      await bed.nats.stop();
+      await sleep(6000);
+      await bed.nats.start();
+      back = Date.now();
+    }, 6000);
     stopFollowing();
-    await stopAll(bed);
     return {
       name: 'nats-server down 6 s, then back (200 q/s)', all: load.tally(), afterFault: load.tally(clientBack), recoveredMs: load.recoveredAfter(clientBack),
       notes: [
