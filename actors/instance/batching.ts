@@ -74,3 +74,41 @@ export function decideBatch(x: BatchingInput): BatchDecision {
   const ms = Math.max(0, x.earliestDeadline - x.now - x.latencyMs(1) - (x.overheadMs ?? 0));
   return { action: 'wait', ms, why: 'a batch is running; the next one fills behind it' };
 }
+
+export interface DrainInput {
+  /** Rows of each batch running now (at their own sizes). */
+  runningRows: readonly number[];
+  /** Rows queued behind them. */
+  queuedRows: number;
+  maxBatch: number;
+  latencyMs: (batch: number) => number;
+  /** Observed over profiled run time (1 = as profiled). */
+  slowdown: number;
+  /** What each batch costs beyond its run: the larger of the session's overhead and the loop's per-batch cost. */
+  extraMs: number;
+}
+
+/**
+ * Admission's arithmetic: time for what is running plus the queued rows to finish, the running
+ * batches at their own sizes, the queued rows in batches of at most maxBatch (full ones, then the
+ * rest), each at the observed speed plus the per-batch cost. (Costing every batch as a full one
+ * made a batch-32 variant under light load look ~10x slower than it was, and its queries were
+ * refused or shed for nothing.) The instance host and the trace simulator both use it.
+ */
+export function drainMs(x: DrainInput): number {
+  const batch = (n: number) => x.latencyMs(n) * x.slowdown + x.extraMs;
+  let ms = 0;
+  for (const r of x.runningRows) ms += batch(r);
+  const full = Math.floor(x.queuedRows / x.maxBatch);
+  const rest = x.queuedRows - full * x.maxBatch;
+  return ms + (full > 0 ? full * batch(x.maxBatch) : 0) + (rest > 0 ? batch(rest) : 0);
+}
+
+/**
+ * Admission: when a query of `rows` arriving at `now` would finish behind the work ahead
+ * (`aheadMs`, from drainMs; 0 on an idle instance), and whether that meets its deadline.
+ */
+export function admit(now: number, deadline: number, aheadMs: number, rows: number, latencyMs: (batch: number) => number, slowdown: number, overheadMs: number): { ok: boolean; needMs: number } {
+  const needMs = aheadMs + latencyMs(rows) * slowdown + overheadMs;
+  return { ok: now + needMs <= deadline, needMs };
+}

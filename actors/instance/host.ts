@@ -5,7 +5,7 @@ import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from
 import type { InstanceState } from '../../schemas/worker.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { BATCH_OVERHEAD_MS, capacityQps, decideBatch, latencyCurve } from './batching.js';
+import { BATCH_OVERHEAD_MS, admit, capacityQps, decideBatch, drainMs, latencyCurve } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
 import {
   SESSION_START_MS, defaultInstanceOptions,
@@ -191,9 +191,8 @@ export class VariantInstance {
     // Admission: a query that cannot finish in time behind the work already queued is answered
     // now, not held until it expires (under overload that held work crowds out what could be served).
     if (this.session) {
-      const ahead = this.expectedWaitMs();
-      const need = ahead + this.latencyMs(q.checked.rows) * this.slowdown + this.overheadMs;
-      if (q.receivedAt + need > q.deadline) {
+      const { ok, needMs: need } = admit(q.receivedAt, q.deadline, this.expectedWaitMs(), q.checked.rows, this.latencyMs, this.slowdown, this.overheadMs);
+      if (!ok) {
         // Not now rather than never: retryable, once the queue ahead has shrunk by the shortfall.
         this.window.deadlineMisses++;
         const retryAfterMs = Math.ceil(q.receivedAt + need - q.deadline);
@@ -456,20 +455,12 @@ export class VariantInstance {
     this.backlogged = this.queue.length > 0;
   }
 
-  /**
-   * Time for what is running plus `rows` queued rows to finish: the running batches at their own
-   * sizes, the rows in batches of at most maxBatch (full ones, then the rest), each at the observed
-   * speed plus the per-batch cost. (Costing every batch as a full one made a batch-32 variant under
-   * light load look ~10x slower than it was, and its queries were refused or shed for nothing.)
-   */
+  /** Time for what is running plus `rows` queued rows to finish (batching.ts, drainMs). */
   private drainMs(rows: number): number {
-    const extra = Math.max(this.overheadMs, this.loopMsPerBatch);
-    const batch = (n: number) => this.latencyMs(n) * this.slowdown + extra;
-    let ms = 0;
-    for (const r of this.runningRows) ms += batch(r);
-    const full = Math.floor(rows / this.spec.maxBatch);
-    const rest = rows - full * this.spec.maxBatch;
-    return ms + (full > 0 ? full * batch(this.spec.maxBatch) : 0) + (rest > 0 ? batch(rest) : 0);
+    return drainMs({
+      runningRows: this.runningRows, queuedRows: rows, maxBatch: this.spec.maxBatch, latencyMs: this.latencyMs,
+      slowdown: this.slowdown, extraMs: Math.max(this.overheadMs, this.loopMsPerBatch),
+    });
   }
 
   private record(rows: number, ms: number): void {
