@@ -24,6 +24,8 @@ export interface LocalProvisionerOptions {
   threads: number;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** More `infaas worker` flags (a baseline policy's: --replication-only, --batching aimd). */
+  workerArgs?: readonly string[];
 }
 
 export class LocalProvisioner implements Provisioner {
@@ -33,7 +35,7 @@ export class LocalProvisioner implements Provisioner {
 
   async start(hardwareClass: string): Promise<string> {
     const id = `worker-${ids()}`;
-    const child = spawn(process.execPath, [BIN, 'worker', '-s', this.o.natsUrl, '--hardware-class', hardwareClass, '--threads', String(this.o.threads), '--id', id], {
+    const child = spawn(process.execPath, [BIN, 'worker', '-s', this.o.natsUrl, '--hardware-class', hardwareClass, '--threads', String(this.o.threads), '--id', id, ...(this.o.workerArgs ?? [])], {
       stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, ...this.o.env },
     });
     child.once('exit', (code, signal) => {

@@ -3,7 +3,7 @@
 // 'busy' and 'infeasible' as the model-less policy does.
 import t from 'tap';
 import { costPerQuery, selectVariant, type CandidateProfile, type InstanceView, type Snapshot, type WorkerView } from '../actors/dispatcher/select-variant.js';
-import { cheapestVariant, defaultFixedChoice, fastestVariant, fixedVariant, policies, policyNamed } from '../actors/dispatcher/baselines.js';
+import { cheapestVariant, defaultFixedChoice, fastestVariant, fixedVariant, policies, policyNamed, workersFor } from '../actors/dispatcher/baselines.js';
 
 const profile = (model: string, kind: string, accuracy: number, b1: number, extra: Partial<CandidateProfile> = {}): CandidateProfile => ({
   variantId: `${model}.${kind}`, model, task: 'digits', hardwareClass: 'cpu', accuracy, precision: 'fp32', maxBatch: 8, threads: 1,
@@ -84,9 +84,26 @@ t.test('every baseline keeps the accuracy floor and answers infeasible as select
   }
 });
 
+t.test('clipper selects as fixed does; its workers replicate only and batch by AIMD', async (t) => {
+  const clipper = policyNamed('clipper');
+  const requests = [
+    req, { ...req, latencyMs: 0.5 }, { ...req, minAccuracy: 0.97 }, { ...req, minAccuracy: 0.94 },
+    { model: 'mid', batch: 1, latencyMs: 10, minAccuracy: 0 }, { model: 'mid', batch: 4, latencyMs: 5, minAccuracy: 0 },
+    { variant: midT2.variantId, batch: 1, latencyMs: 10, minAccuracy: 0 },
+  ];
+  const snapshots = [
+    snap(), snap([active(midInt8, 'w1'), active(midT2, 'w2')]), snap([active(midB32, 'w2'), active(big, 'w1')]),
+    snap([{ ...active(midB32, 'w1'), outstanding: 32 * 18 }, active(midInt8, 'w1')], [worker('w1', 0.1)]),
+  ];
+  for (const s of snapshots) for (const r of requests) t.same(clipper(s, r), fixedVariant()(s, r), JSON.stringify(r));
+  t.same(workersFor('clipper'), { replicationOnly: true, batching: 'aimd' });
+  t.same(workersFor('fixed'), { replicationOnly: true, batching: 'work-conserving' });
+  for (const name of ['infaas', 'fastest', 'cheapest']) t.same(workersFor(name), { replicationOnly: false, batching: 'work-conserving' }, `${name}: default workers`);
+});
+
 t.test('the registry names every policy; an unknown name lists them', async (t) => {
   t.equal(policyNamed('infaas'), selectVariant);
-  t.same(Object.keys(policies), ['infaas', 'fixed', 'fastest', 'cheapest']);
-  t.throws(() => policyNamed('clipper'), /unknown selection policy "clipper" \(one of: infaas, fixed, fastest, cheapest\)/);
+  t.same(Object.keys(policies), ['infaas', 'fixed', 'clipper', 'fastest', 'cheapest']);
+  t.throws(() => policyNamed('nexus'), /unknown selection policy "nexus" \(one of: infaas, fixed, clipper, fastest, cheapest\)/);
   t.throws(() => policyNamed('toString'), /unknown selection policy/);
 });

@@ -1,7 +1,7 @@
 // The instance host's queue and batching loop, driven with a scripted session (its timing and
 // failures are what these tests control; real sessions are in worker-serving.test.ts).
 import t from 'tap';
-import { VariantInstance, type InstanceSession, type Outcome, type QueuedQuery } from '../actors/instance/index.js';
+import { VariantInstance, type InstanceOptions, type InstanceSession, type Outcome, type QueuedQuery } from '../actors/instance/index.js';
 import { checkInputs } from '../actors/instance/inputs.js';
 import type { Feed } from '../runtime/onnx/threaded-session.js';
 import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
@@ -15,9 +15,12 @@ class ScriptedSession implements InstanceSession {
   runs: number[] = [];
   delayMs = 0;
   failNext = false;
+  /** Called as a run starts, with its rows. */
+  onRun?: (rows: number) => void;
   private exit?: (err?: Error) => void;
   async run(feeds: Record<string, Feed>) {
     this.runs.push(feeds.x.dims[0]);
+    this.onRun?.(feeds.x.dims[0]);
     await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failNext) { this.failNext = false; throw new Error('ORT said no'); }
     return { outputs: { y: { ...feeds.x, data: Float32Array.from(feeds.x.data as Float32Array) } }, ms: this.delayMs };
@@ -206,4 +209,66 @@ t.test('a variant whose outputs are not batch-major runs one query at a time', a
   await Promise.all(qs.map((q) => q.outcome));
   t.same(s.runs.slice(before), [1, 1, 1], 'no query shares a run with another');
   await inst.drain();
+});
+
+function aimdInstance(session: ScriptedSession, options: Partial<InstanceOptions> = {}, latency = [{ batch: 1, p50Ms: 1 }, { batch: 8, p50Ms: 2 }]) {
+  return new VariantInstance({
+    spec: { id: 'ai', variant: 'm.v', model: 'm', maxBatch: 8, threads: 1, memoryBytes: 1, inputs, profile: { latency, loadMs: 1 } },
+    worker: { id: 'w', hardwareClass: 'cpu-test', pricePerHour: 1, threads: 2 },
+    open: async () => session, log: silentLogger, onState: () => {}, options: { batching: 'aimd', ...options },
+  });
+}
+
+t.test('aimd batching: no batch takes more rows than the cap; the cap grows from one row as full batches meet their objective', async (t) => {
+  const s = new ScriptedSession();
+  const inst = aimdInstance(s);
+  await inst.loaded;
+  t.equal(inst.batchCap, 1, 'starts at one row (the warm-up runs do not count)');
+  const seen: { rows: number; cap: number }[] = [];
+  s.onRun = (rows) => seen.push({ rows, cap: inst.batchCap });
+  s.delayMs = 20;
+  const qs = Array.from({ length: 12 }, (_, i) => query(i, 5000));
+  for (const q of qs) inst.enqueue(q.q);
+  const outs = await Promise.all(qs.map((q) => q.outcome));
+  t.ok(outs.every((o) => 'result' in o), 'every query answered with its result');
+  t.equal(seen.reduce((a, r) => a + r.rows, 0), 12, 'each row ran once');
+  t.ok(seen.every((r) => r.rows <= r.cap), `each batch within the cap it ran under: ${JSON.stringify(seen)}`);
+  t.ok(seen.some((r) => r.rows > 1), 'batches still form: the cap grew');
+  t.ok(Math.max(...seen.map((r) => r.rows)) < 8, `never a max batch, as work-conserving batching would run at once: ${seen.map((r) => r.rows).join(', ')}`);
+  await inst.drain();
+});
+
+t.test('aimd batching: a batch over its objective backs the cap off; a query larger than the cap runs alone', async (t) => {
+  const s = new ScriptedSession();
+  // Profiled as the session runs (10 ms), so admission neither refuses nor expects a slowdown.
+  const inst = aimdInstance(s, {}, [{ batch: 1, p50Ms: 10 }, { batch: 8, p50Ms: 20 }]);
+  await inst.loaded;
+  s.delayMs = 10;
+  // Queries of `cap` rows, one at a time: each batch is full and within its objective.
+  for (const cap of [1, 2, 3, 4]) {
+    t.equal(inst.batchCap, cap);
+    const q = query(cap, 1000, cap);
+    inst.enqueue(q.q);
+    t.ok('result' in (await q.outcome));
+  }
+  t.equal(inst.batchCap, 5, 'grew by one row per full batch');
+  // A batch of 5 rows whose objective (40 ms left on arrival) its run (60 ms) overshoots.
+  s.delayMs = 60;
+  const late = query(9, 40, 5);
+  inst.enqueue(late.q);
+  t.ok('result' in (await late.outcome), 'admitted (as profiled it fits) and computed');
+  t.equal(inst.batchCap, 4, 'backed off by 10 %: floor(5 x 0.9)');
+  s.delayMs = 10;
+  const big = query(7, 1000, 6);
+  inst.enqueue(big.q);
+  t.ok('result' in (await big.outcome), 'a query of 6 rows behind a cap of 4 still runs');
+  t.equal(s.runs[s.runs.length - 1], 6, 'alone, in one run');
+  await inst.drain();
+});
+
+t.test('work-conserving batching is the default: batches up to the max batch', async (t) => {
+  const s = new ScriptedSession();
+  const inst = instance(s);
+  await inst.loaded;
+  t.equal(inst.batchCap, 8);
 });

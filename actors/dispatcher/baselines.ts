@@ -13,6 +13,10 @@
 //   accuracy floor; the latency objective plays no part in that choice (that is the baseline's
 //   point), only in 'busy' / 'infeasible'. The rule is evaluated on the profiles at hand: a model
 //   registered later gets its fixed variant when it appears.
+// - clipper: the fixed variant (same rule as `fixed`) served with Clipper's adaptive batching
+//   (Crankshaw et al., NSDI'17): the workers replicate only and cap each instance's batch by AIMD
+//   (actors/instance/batching.ts, aimdUpdate). Selection is fixedVariant's; the difference is in
+//   the workers, which `policyWorkers` says how to start.
 // - fastestVariant: the variant (on a hardware class) with the lowest profiled latency at the
 //   query's batch among those meeting the accuracy floor; cost ignored.
 // - cheapestVariant: the variant with the lowest cost per query (its threads x the cheapest worker
@@ -29,6 +33,7 @@ import {
   type CandidateProfile, type Selection, type SelectionRequest, type Snapshot,
 } from './selection-model.js';
 import type { SelectionPolicy } from './host.js';
+import type { BatchingMode } from '../instance/batching.js';
 
 /** Narrowed snapshots per snapshot object and kept set: selectVariant's index is cached per snapshot object. */
 const narrowed = new WeakMap<Snapshot, Map<string, Snapshot>>();
@@ -144,11 +149,34 @@ export function fixedVariant(choice?: FixedChoice): SelectionPolicy {
 export const policies: Readonly<Record<string, SelectionPolicy>> = Object.freeze({
   infaas: selectVariant,
   fixed: fixedVariant(),
+  clipper: fixedVariant(),
   fastest: fastestVariant,
   cheapest: cheapestVariant,
 });
 
 export const policyNames = Object.keys(policies);
+
+/** What a policy asks of the workers that serve it: model autoscaling without switches, and the batching mode. */
+export interface PolicyWorkers {
+  replicationOnly: boolean;
+  batching: BatchingMode;
+}
+
+const modelLess: PolicyWorkers = Object.freeze({ replicationOnly: false, batching: 'work-conserving' });
+
+/**
+ * The worker settings per policy (defaults for those not named): the fixed-variant baselines never
+ * switch a variant, and clipper also batches adaptively.
+ */
+export const policyWorkers: Readonly<Record<string, PolicyWorkers>> = Object.freeze({
+  fixed: Object.freeze({ replicationOnly: true, batching: 'work-conserving' }),
+  clipper: Object.freeze({ replicationOnly: true, batching: 'aimd' }),
+});
+
+/** The worker settings the policy of that name needs. */
+export function workersFor(name: string): PolicyWorkers {
+  return Object.hasOwn(policyWorkers, name) ? policyWorkers[name]! : modelLess;
+}
 
 /** The policy of that name, or an error that lists the names. */
 export function policyNamed(name: string): SelectionPolicy {

@@ -6,4 +6,7 @@ export {
 export { SnapshotBuilder } from './snapshot.js';
 export { dispatcherMachine, type DispatcherEvent } from './machine.js';
 export { startDispatcher, defaultDispatcherOptions, type Dispatcher, type DispatcherConfig, type DispatcherOptions, type SelectionPolicy } from './host.js';
-export { fixedVariant, fastestVariant, cheapestVariant, defaultFixedChoice, policies, policyNames, policyNamed, type FixedChoice } from './baselines.js';
+export {
+  fixedVariant, fastestVariant, cheapestVariant, defaultFixedChoice, policies, policyNames, policyNamed, policyWorkers, workersFor,
+  type FixedChoice, type PolicyWorkers,
+} from './baselines.js';

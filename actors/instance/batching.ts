@@ -112,3 +112,56 @@ export function admit(now: number, deadline: number, aheadMs: number, rows: numb
   const needMs = aheadMs + latencyMs(rows) * slowdown + overheadMs;
   return { ok: now + needMs <= deadline, needMs };
 }
+
+/** How an instance sizes its batches: work-conserving up to the max batch, or Clipper's AIMD cap. */
+export type BatchingMode = 'work-conserving' | 'aimd';
+export const BATCHING_MODES: readonly BatchingMode[] = Object.freeze(['work-conserving', 'aimd']);
+
+/**
+ * Clipper's adaptive batching (Crankshaw et al., NSDI'17, section 4.3): the batch cap grows by a
+ * fixed step while batches finish within the latency objective and shrinks by a small factor when
+ * one overshoots. Clipper's values: a step of one and a backoff of 10 % (factor 0.9).
+ */
+export interface AimdSettings {
+  /** Rows added to the cap after a full batch that met its objective; default 1. */
+  step: number;
+  /** Factor applied to the cap after a batch over its objective; default 0.9 (Clipper's 10 % backoff). */
+  backoff: number;
+}
+
+export const defaultAimdSettings: AimdSettings = Object.freeze({ step: 1, backoff: 0.9 });
+
+export interface AimdState {
+  /** Rows the next batch may take, 1..maxBatch. */
+  cap: number;
+  maxBatch: number;
+}
+
+/** The cap starts at one row and probes upwards, as Clipper's additive increase does. */
+export function aimdInitial(maxBatch: number): AimdState {
+  return { cap: 1, maxBatch: Math.max(1, Math.floor(maxBatch)) };
+}
+
+export interface AimdObservation {
+  /** Rows the batch ran, and its inference time. */
+  rows: number;
+  ms: number;
+  /** What the batch had to meet: the host passes its queries' smallest deadline - receivedAt. */
+  objectiveMs: number;
+}
+
+/**
+ * One batch's verdict on the cap. Over the objective: the cap backs off multiplicatively from the
+ * smaller of itself and the batch that overshot (floored, so it always shrinks, never below 1).
+ * Within it: the cap grows by `step`, but only after a batch that filled it (as TCP grows its
+ * window only when the window limited the sender): a small batch under light load says nothing
+ * about a larger one, and a cap that crept to the max untested would overshoot at the first burst.
+ */
+export function aimdUpdate(s: AimdState, o: AimdObservation, settings: AimdSettings = defaultAimdSettings): AimdState {
+  if (o.ms > o.objectiveMs) {
+    const cap = Math.max(1, Math.floor(Math.min(s.cap, o.rows) * settings.backoff));
+    return { ...s, cap: Math.min(cap, s.maxBatch) };
+  }
+  if (o.rows < s.cap) return s;
+  return { ...s, cap: Math.min(s.maxBatch, Math.max(1, Math.floor(s.cap + settings.step))) };
+}

@@ -5,7 +5,7 @@ import { createActor, fromPromise, waitFor, type Actor, type SnapshotFrom } from
 import type { InstanceState } from '../../schemas/worker.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
-import { BATCH_OVERHEAD_MS, admit, capacityQps, decideBatch, drainMs, latencyCurve } from './batching.js';
+import { BATCH_OVERHEAD_MS, admit, aimdInitial, aimdUpdate, capacityQps, decideBatch, drainMs, latencyCurve, type AimdState } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
 import {
   SESSION_START_MS, defaultInstanceOptions,
@@ -69,6 +69,8 @@ export class VariantInstance {
   private windowStart = Date.now();
   private lastWindowRate = 0;
   private lastPinnedShare = 0;
+  /** With batching 'aimd': the adaptive batch cap (batching.ts, aimdUpdate); absent: batches up to the max batch. */
+  private aimd?: AimdState;
   private readonly done: Promise<void>;
   /** Settles with the first state after loading: a serving state, or 'failed'. */
   readonly loaded: Promise<InstanceState>;
@@ -77,6 +79,7 @@ export class VariantInstance {
     this.spec = deps.spec;
     this.options = { ...defaultInstanceOptions, ...deps.options };
     this.latencyMs = latencyCurve(deps.spec.profile?.latency ?? []);
+    if (this.options.batching === 'aimd') this.aimd = aimdInitial(deps.spec.maxBatch);
     const log = deps.log.child({ instance: deps.spec.id, variant: deps.spec.variant });
     this.actor = createActor(instanceMachine.provide({
       actors: {
@@ -160,6 +163,11 @@ export class VariantInstance {
   /** The share of those arrivals (rows) from queries that named this variant. */
   get recentPinnedShare(): number {
     return this.lastPinnedShare;
+  }
+
+  /** Rows a batch may take now: the AIMD cap, or the variant's max batch. */
+  get batchCap(): number {
+    return this.aimd?.cap ?? this.spec.maxBatch;
   }
 
   get queueLength(): number {
@@ -311,7 +319,7 @@ export class VariantInstance {
     // at its deadline rather than whenever the session frees up.
     if (!this.session || this.running >= 2) { this.armTimer(now, Math.max(0, earliest - now - single)); return; }
     const decision = decideBatch({
-      now, queued: this.queue.length, earliestDeadline: earliest, rows: this.queuedRows, maxBatch: this.spec.maxBatch,
+      now, queued: this.queue.length, earliestDeadline: earliest, rows: this.queuedRows, maxBatch: this.batchCap,
       latencyMs: this.latencyMs, overheadMs: this.overheadMs, running: this.running,
     });
     // A draining instance gets no more arrivals: waiting for a fuller batch would only add delay.
@@ -370,11 +378,16 @@ export class VariantInstance {
     this.queue.splice(0, this.queue.length, ...keep);
   }
 
-  /** Takes queries in arrival order while their rows fit the variant's maximum batch. */
+  /**
+   * Takes queries in arrival order while their rows fit the batch cap (the variant's maximum batch,
+   * or the AIMD cap). A first query with more rows than the AIMD cap runs alone rather than never.
+   */
   private takeBatch(): QueuedQuery[] {
     const batch: QueuedQuery[] = [];
+    const cap = this.batchCap;
     let rows = 0;
-    while (this.queue.length > 0 && rows + this.queue[0].checked.rows <= this.spec.maxBatch) {
+    const fits = (r: number) => rows + r <= cap || (this.aimd !== undefined && batch.length === 0 && r <= this.spec.maxBatch);
+    while (this.queue.length > 0 && fits(this.queue[0].checked.rows)) {
       const q = this.queue.shift()!;
       rows += q.checked.rows;
       this.queuedRows -= q.checked.rows;
@@ -408,6 +421,8 @@ export class VariantInstance {
       const parts = splitOutputs(outputs, rows);
       const total = rows.reduce((a, b) => a + b, 0);
       this.record(total, ms);
+      // The batch's tightest objective: the least time any of its queries had left when it reached this worker.
+      if (this.aimd) this.aimd = aimdUpdate(this.aimd, { rows: total, ms, objectiveMs: Math.min(...batch.map((q) => q.deadline - q.receivedAt)) }, this.options.aimd);
       const end = Date.now();
       // Cost: the worker's price for the batch's time, for the share of cores the instance holds,
       // split over the batch's rows.
@@ -458,7 +473,7 @@ export class VariantInstance {
   /** Time for what is running plus `rows` queued rows to finish (batching.ts, drainMs). */
   private drainMs(rows: number): number {
     return drainMs({
-      runningRows: this.runningRows, queuedRows: rows, maxBatch: this.spec.maxBatch, latencyMs: this.latencyMs,
+      runningRows: this.runningRows, queuedRows: rows, maxBatch: this.batchCap, latencyMs: this.latencyMs,
       slowdown: this.slowdown, extraMs: Math.max(this.overheadMs, this.loopMsPerBatch),
     });
   }

@@ -1,6 +1,9 @@
 // The variant-instance actor's public door: lifecycle, batching policy, input checks and the host.
 export { instanceMachine, type InstanceContext, type InstanceEvent, type InstanceInput } from './machine.js';
-export { BATCH_OVERHEAD_MS, capacityQps, decideBatch, latencyCurve, type BatchDecision, type BatchingInput } from './batching.js';
+export {
+  BATCHING_MODES, BATCH_OVERHEAD_MS, aimdInitial, aimdUpdate, capacityQps, decideBatch, defaultAimdSettings, latencyCurve,
+  type AimdSettings, type AimdState, type BatchDecision, type BatchingInput, type BatchingMode,
+} from './batching.js';
 export { checkInputs, concatBatch, splitOutputs, zeroInputs, type CheckedInputs } from './inputs.js';
 export { VariantInstance, stateName, type InstanceDeps } from './host.js';
 export {

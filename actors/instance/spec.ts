@@ -5,6 +5,7 @@ import type { TensorSpec } from '../../schemas/tensor.js';
 import type { InfaasError } from '../../schemas/errors.js';
 import type { Feed } from '../../runtime/onnx/threaded-session.js';
 import type { CheckedInputs } from './inputs.js';
+import { defaultAimdSettings, type AimdSettings, type BatchingMode } from './batching.js';
 
 /** What the host needs from a loaded session (a ThreadedSession in production). */
 export interface InstanceSession {
@@ -36,6 +37,14 @@ export interface InstanceOptions {
   marginMs: number;
   /** A load (fetch, session, warm-up runs) that takes longer fails with MODEL_LOAD_FAILED. */
   loadTimeoutMs: number;
+  /**
+   * 'work-conserving' (default): batches of up to the variant's max batch (batching.ts,
+   * decideBatch). 'aimd': Clipper's adaptive batching, a cap on the batch that grows while batches
+   * meet their queries' objective and backs off when one does not (the clipper baseline's worker).
+   */
+  batching: BatchingMode;
+  /** The AIMD step and backoff (used with batching 'aimd'); default defaultAimdSettings. */
+  aimd: AimdSettings;
 }
 
 /**
@@ -44,7 +53,9 @@ export interface InstanceOptions {
  */
 export const SESSION_START_MS = 200;
 
-export const defaultInstanceOptions: InstanceOptions = Object.freeze({ marginMs: 0.5, loadTimeoutMs: 60_000 });
+export const defaultInstanceOptions: InstanceOptions = Object.freeze({
+  marginMs: 0.5, loadTimeoutMs: 60_000, batching: 'work-conserving', aimd: defaultAimdSettings,
+});
 
 export type Outcome = { result: QueryResult } | { error: InfaasError };
 
