@@ -198,6 +198,13 @@ export function traceCsv(trace: RateTrace): string {
   return `seconds,rate\n${trace.points.map((p) => `${p.t},${p.rate}`).join('\n')}\n`;
 }
 
+/** The first `durationS` seconds of a trace (at most its duration). */
+export function cutTrace(trace: RateTrace, durationS: number): RateTrace {
+  check(durationS > 0 && durationS <= trace.durationS + 1e-9, `cut: duration in (0, ${trace.durationS}] s`);
+  if (durationS >= trace.durationS) return trace;
+  return { ...trace, description: `${trace.description}, first ${durationS} s`, durationS, points: clip(trace.points, durationS) };
+}
+
 /** Rates times `rate`, times stretched by `time` (a 24 h trace in 10 minutes: time = 600 / 86,400). */
 export function scaleTrace(trace: RateTrace, o: { rate?: number; time?: number }): RateTrace {
   const [r, k] = [o.rate ?? 1, o.time ?? 1];
@@ -265,17 +272,24 @@ export function parseMix(text: string): QueryClass[] {
 
 /** The class of each of `n` arrivals, drawn by weight from a seeded PRNG (its own stream: seed + 1). */
 export function assignClasses(n: number, mix: readonly QueryClass[], seed: number): number[] {
-  if (mix.length === 1) return new Array<number>(n).fill(0);
+  const next = classPicker(mix, seed);
+  return Array.from({ length: n }, next);
+}
+
+/**
+ * The same draws as assignClasses, one at a time: the i-th call returns assignClasses(n, mix, seed)[i]
+ * for any n > i. For a closed loop, where the number of queries is not known in advance.
+ */
+export function classPicker(mix: readonly QueryClass[], seed: number): () => number {
+  if (mix.length === 1) return () => 0;
   const total = mix.reduce((a, c) => a + c.weight, 0);
   const random = seededRandom(seed + 1);
-  const out = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
+  return () => {
     let x = random() * total;
     let k = 0;
     while (k < mix.length - 1 && (x -= mix[k].weight) >= 0) k++;
-    out[i] = k;
-  }
-  return out;
+    return k;
+  };
 }
 
 /** The paper's load shapes, scaled by `rateScale` (default 1: the paper's rates) over `durationS`. */

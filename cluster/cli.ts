@@ -26,10 +26,13 @@ import { registerZoo } from './zoo.js';
 import { runDemo } from './demo.js';
 import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
 import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
-import { benchDefaults, profileAccuracy, runBench, type BenchLoad } from '../bench/live/run.js';
+import { benchDefaults, kvFleet, profileAccuracy, runBench } from '../bench/live/run.js';
+import { benchOptions, type BenchFlags } from '../bench/live/options.js';
+import { shapeNames } from '../bench/trace.js';
 import { progressLine, summaryTable, writeOutputs } from '../bench/live/report.js';
 import { machineLine } from '../bench/machine.js';
-import { policies, policyNames, type SelectionPolicy } from '../actors/dispatcher/index.js';
+import { policies, policyNames, workersFor, type SelectionPolicy } from '../actors/dispatcher/index.js';
+import { BATCHING_MODES, type BatchingMode } from '../actors/instance/index.js';
 
 const env = readEnv();
 const print = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -52,6 +55,12 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+function parseSeed(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('a whole number');
+  return n;
+}
+
 function parseFraction(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('a fraction in [0,1]');
@@ -70,9 +79,32 @@ function parsePolicy(v: string): string {
   return v;
 }
 const policyHelp = `selection policy: infaas (model-less) or a baseline: ${policyNames.filter((n) => n !== 'infaas').join(', ')} (docs/query.md, "Baseline policies")`;
-/** The stack options a --policy name sets: the dispatcher's policy and, for fixed, replication-only autoscaling. */
-function policyOptions(name: string): { policy?: SelectionPolicy; replicationOnly: boolean } {
-  return name === 'infaas' ? { replicationOnly: false } : { policy: policies[name], replicationOnly: name === 'fixed' };
+/**
+ * The stack options a --policy name sets: the dispatcher's policy and what its workers need
+ * (fixed and clipper: replication-only autoscaling; clipper: AIMD batching), as worker serving
+ * options and as `infaas worker` flags for the workers a controller starts.
+ */
+function policyOptions(name: string): { policy?: SelectionPolicy; replicationOnly: boolean; batching: BatchingMode; serving: WorkerServing; workerArgs: string[] } {
+  const { replicationOnly, batching } = workersFor(name);
+  return {
+    ...(name === 'infaas' ? {} : { policy: policies[name] }), replicationOnly, batching,
+    serving: servingFor(replicationOnly, batching),
+    workerArgs: [...(replicationOnly ? ['--replication-only'] : []), ...(batching !== 'work-conserving' ? ['--batching', batching] : [])],
+  };
+}
+
+type WorkerServing = { scaling?: { switches: false }; instance?: { batching: BatchingMode } };
+/** A worker's serving options for replication-only autoscaling and a batching mode (empty for the defaults). */
+function servingFor(replicationOnly: boolean | undefined, batching: BatchingMode | undefined): WorkerServing {
+  return {
+    ...(replicationOnly ? { scaling: { switches: false } } : {}),
+    ...(batching && batching !== 'work-conserving' ? { instance: { batching } } : {}),
+  };
+}
+
+function parseBatching(v: string): BatchingMode {
+  if (!(BATCHING_MODES as readonly string[]).includes(v)) throw new InvalidArgumentError(`one of: ${BATCHING_MODES.join(', ')}`);
+  return v as BatchingMode;
 }
 
 /** "image:float32:?x1x28x28" -> {name, dtype, shape}; '?' marks a dynamic (batch) dimension. */
@@ -123,16 +155,16 @@ program.command('up')
   .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[]; policy: string }) => {
     const log = createLogger({ level: env.logLevel });
     const started = Date.now();
-    const { policy, replicationOnly } = policyOptions(o.policy);
+    const { policy, replicationOnly, batching, serving } = policyOptions(o.policy);
     const stack = await startStack({
       log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up', ...(policy ? { policy } : {}),
-      // The fixed-variant baseline's worker replicates only: no switch to another variant.
-      ...(replicationOnly ? { serving: { scaling: { switches: false } } } : {}),
+      // The fixed-variant baselines' worker replicates only (no switch to another variant); clipper's also batches by AIMD.
+      ...(Object.keys(serving).length > 0 ? { serving } : {}),
       access: access(), auth: env.natsAuth, ...(env.natsTls ? { tls: env.natsTls } : {}),
       profiler: { hardwareClass: env.hardwareClass, measure: o.quick ? { minRuns: 10, minTimeMs: 30, maxValidationSamples: 500 } : {} },
     });
     print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats)`);
-    if (policy) print(`selection policy: ${o.policy} (baseline)${replicationOnly ? '; worker autoscaling: replication only' : ''}`);
+    if (policy) print(`selection policy: ${o.policy} (baseline)${replicationOnly ? '; worker autoscaling: replication only' : ''}${batching !== 'work-conserving' ? `; batching: ${batching}` : ''}`);
     if (stack.server?.authRequired) print(`access control on: credentials per role in ${credentialsDir(env.dataDir)}; the nats CLI needs them: nats $(node bin/infaas.js credentials --nats-flags) ... (docs/security.md)`);
     // Armed now, so a Ctrl-C while the zoo registers stops the stack (and the embedded server) too.
     const stopped = serveUntilStopped(log, () => stack.stop());
@@ -191,18 +223,18 @@ program.command('controller').description('run the controller actors (registrar,
   .option('--max-workers <n>', 'never more workers of the class', parsePositive, 8)
   .option('--start-command <sh>', 'start workers with this command instead of local processes (env: INFAAS_WORKER_ID, INFAAS_HARDWARE_CLASS, INFAAS_NATS_URL)')
   .option('--stop-command <sh>', 'stop a worker started by --start-command (env: INFAAS_WORKER_ID)')
-  .option('--policy <name>', `${policyHelp}; for fixed, start workers with --replication-only`, parsePolicy, 'infaas')
+  .option('--policy <name>', `${policyHelp}; the workers it starts locally get the policy's worker flags (fixed: --replication-only; clipper: --replication-only --batching aimd); --start-command workers need them too`, parsePolicy, 'infaas')
   .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string; policy: string }) => {
     if (Boolean(o.startCommand) !== Boolean(o.stopCommand)) throw new InvalidArgumentError('--start-command and --stop-command go together');
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
-    const { policy } = policyOptions(o.policy);
+    const { policy, workerArgs } = policyOptions(o.policy);
     const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller', access: access(), ...(policy ? { policy } : {}) });
     let vm: VmAutoscaler | undefined;
     let provisioner: Provisioner | undefined;
     if (o.workers) {
       provisioner = o.startCommand
         ? new CommandProvisioner({ startCommand: o.startCommand, stopCommand: o.stopCommand!, natsUrl: o.nats, log })
-        : new LocalProvisioner({ natsUrl: o.nats, threads: o.workerThreads, log });
+        : new LocalProvisioner({ natsUrl: o.nats, threads: o.workerThreads, log, workerArgs });
       vm = await startVmAutoscaler({
         nc: stack.nc, stores: stack.stores, log, controllerId: stack.registrar!.id, provisioner, classes: [o.workers],
         settings: { minWorkers: o.minWorkers, maxWorkers: o.maxWorkers },
@@ -225,8 +257,9 @@ program.command('worker').description('run a worker (serving, variant generator,
   .option('--price <dollars>', 'hourly price of this worker (default: $0.048 per thread-hour)', parseNonNegative)
   .option('--memory-mb <mb>', 'memory instances may reserve (default: half the machine)', parsePositive)
   .option('--id <id>', 'worker id (default: a fresh one; provisioners pass theirs)', env.workerId)
-  .option('--replication-only', "the model-autoscaler replicates but never switches variants (the fixed-variant baseline's worker)")
-  .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string; replicationOnly?: boolean }) => {
+  .option('--replication-only', "the model-autoscaler replicates but never switches variants (the fixed-variant baselines' worker)")
+  .option('--batching <mode>', `batch sizing: work-conserving (up to the max batch) or aimd (Clipper's adaptive cap; the clipper baseline's worker)`, parseBatching, 'work-conserving')
+  .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string; replicationOnly?: boolean; batching: BatchingMode }) => {
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     let stopped!: () => void;
     const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
@@ -235,7 +268,7 @@ program.command('worker').description('run a worker (serving, variant generator,
       profiler: { hardwareClass: o.hardwareClass, threads: o.threads, ...(o.id ? { workerId: o.id } : {}) },
       serving: {
         pricePerHour: o.price, memoryBytes: o.memoryMb ? o.memoryMb * 1048576 : undefined, onStopped: () => stopped(),
-        ...(o.replicationOnly ? { scaling: { switches: false } } : {}),
+        ...servingFor(o.replicationOnly, o.batching),
       },
     });
     print(`worker ${stack.worker!.id} (${stack.worker!.hardwareClass}) connected to ${o.nats}; Ctrl-C to stop`);
@@ -329,36 +362,36 @@ program.command('query')
   });
 
 program.command('bench')
-  .description('load a live system with labelled zoo digits (open loop at a Poisson rate, or closed loop) and report throughput, goodput, latency, errors, accuracy and cost')
+  .description('load a live system with labelled zoo digits (open loop at a Poisson rate or over a rate-over-time shape or trace, or closed loop; one query class or a mix) ' +
+    'and report throughput, goodput, latency, errors, accuracy, the answers\' cost and the provisioned cost (docs/bench.md)')
   .option('--rate <q/s>', 'open loop: Poisson arrivals at this mean rate', (v) => positiveNumber(v))
-  .option('--concurrency <n>', 'closed loop: this many queries outstanding (default 1 without --rate)', parsePositive)
-  .option('--duration <s>', 'measured seconds', (v) => positiveNumber(v), benchDefaults.durationS)
-  .option('--warmup <s>', 'seconds before the measurement, excluded from the overall', parseNonNegative, benchDefaults.warmupS)
-  .option('--window <s>', 'seconds per window of the per-window statistics', (v) => positiveNumber(v), benchDefaults.windowS)
-  .option('--seed <n>', 'seed of the arrival process', (v) => Number(v), benchDefaults.seed)
-  .option('--task <task>', 'model-less queries for this task', ZOO_TASK)
+  .option('--shape <name>', `open loop over one of the paper's load shapes (${shapeNames.join(', ')}), built over warmup + duration`)
+  .option('--trace <file>', 'open loop over a rate-over-time trace: CSV "seconds,rate" lines or JSON [{t, rate}]; sets warmup + duration')
+  .option('--rate-scale <x>', 'multiply the rates of --shape or --trace', (v) => positiveNumber(v))
+  .option('--time-scale <k>', "stretch --trace's times by k", (v) => positiveNumber(v))
+  .option('--concurrency <n>', 'closed loop: this many queries outstanding (the default load: 1)', parsePositive)
+  .option('--duration <s>', `measured seconds (default ${benchDefaults.durationS}; with --trace, the trace's length less the warmup)`, (v) => positiveNumber(v))
+  .option('--warmup <s>', `seconds before the measurement, excluded from the overall (default ${benchDefaults.warmupS})`, parseNonNegative)
+  .option('--window <s>', `seconds per window of the per-window statistics (default ${benchDefaults.windowS})`, (v) => positiveNumber(v))
+  .option('--seed <n>', `seed of the arrivals, the diurnal shape and the mix's draws (default ${benchDefaults.seed})`, parseSeed)
+  .option('--task <task>', `model-less queries for this task (default ${ZOO_TASK})`)
   .option('--model <name>', 'a specific model instead of a task')
   .option('--variant <id>', 'a specific variant instead of a task')
-  .option('--latency <ms>', 'latency objective in ms (the SLO, and goodput at the client)', (v) => positiveNumber(v), benchDefaults.latencyMs)
+  .option('--latency <ms>', `latency objective in ms: the SLO, and goodput at the client (default ${benchDefaults.latencyMs})`, (v) => positiveNumber(v))
   .option('--min-accuracy <fraction>', 'minimum accuracy in [0,1]', parseFraction)
+  .option('--mix <file>', 'query classes, JSON [{name?, weight?, task | model | variant, latencyMs, minAccuracy?}]: replaces --task, --model, --variant, --latency, --min-accuracy')
   .option('--no-retry', "turn off QueryClient's retries of retryable errors")
-  .option('--csv <file>', 'write one CSV row per window and an "overall" row')
-  .option('--json <file>', 'write the method, the windows and the overall as JSON')
+  .option('--csv <file>', 'write one CSV row per window, an "overall" row and one per class of a mix')
+  .option('--json <file>', 'write the method, the windows, the overall, the classes and the fleet samples as JSON')
   .option('-s, --nats <url>', 'NATS server URL')
-  .action(async (o: { rate?: number; concurrency?: number; duration: number; warmup: number; window: number; seed: number; task: string; model?: string; variant?: string;
-    latency: number; minAccuracy?: number; retry: boolean; csv?: string; json?: string; nats?: string }) => {
-    if (o.rate !== undefined && o.concurrency !== undefined) throw new InvalidArgumentError('--rate (open loop) or --concurrency (closed loop), not both');
-    const load: BenchLoad = o.rate !== undefined ? { kind: 'open', rate: o.rate } : { kind: 'closed', concurrency: o.concurrency ?? 1 };
-    const target = o.variant ? { variant: o.variant } : o.model ? { model: o.model } : { task: o.task };
+  .action(async (o: BenchFlags & { csv?: string; json?: string; nats?: string }) => {
+    const options = benchOptions(o, (path) => readFileSync(path, 'utf8'), ZOO_TASK);
     await withStack(o, false, false, async (stack) => {
       const tty = process.stderr.isTTY;
       const report = await runBench({
-        nc: stack.nc, accuracyOf: profileAccuracy(stack.stores),
+        nc: stack.nc, accuracyOf: profileAccuracy(stack.stores), fleet: kvFleet(stack.stores),
         onWindow: (w, inFlight) => process.stderr.write(tty ? `\r\x1b[K${progressLine(w, inFlight)}` : `${progressLine(w, inFlight)}\n`),
-      }, {
-        load, target, latencyMs: o.latency, ...(o.minAccuracy !== undefined ? { minAccuracy: o.minAccuracy } : {}),
-        durationS: o.duration, warmupS: o.warmup, windowS: o.window, seed: o.seed, retry: o.retry,
-      });
+      }, options);
       if (tty) process.stderr.write('\n');
       print(summaryTable(report));
       writeOutputs(report, { csv: o.csv, json: o.json }, { command: ['infaas', ...process.argv.slice(2)].join(' '), machine: machineLine() });

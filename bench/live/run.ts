@@ -1,25 +1,38 @@
 // `infaas bench`: load against a live system through the public QueryClient, open loop (seeded
-// Poisson arrivals) or closed loop (n outstanding), with labelled zoo digits so every answer is checked.
+// Poisson arrivals, at a rate or over a rate-over-time trace) or closed loop (n outstanding), one
+// query class or a mix, with labelled zoo digits so every answer is checked; the workers bucket is
+// sampled meanwhile for the provisioned cost.
 import type { NatsConnection } from 'nats';
 import { QueryClient } from '../../runtime/client/query-client.js';
 import { arrayToTensor, tensorToArray } from '../../runtime/bus/codec.js';
-import { kvGet, type Stores } from '../../runtime/bus/store.js';
+import { entryValue, kvGet, kvKeys, type Stores } from '../../runtime/bus/store.js';
 import { keys } from '../../subjects/index.js';
 import { InfaasError } from '../../schemas/errors.js';
 import type { ProfileRecord } from '../../schemas/registry.js';
+import { WorkerRecord } from '../../schemas/worker.js';
+import { isValid } from '../../schemas/validate.js';
 import type { Query, QueryResult } from '../../schemas/query.js';
 import { loadSplit, PIXELS, type DigitSet } from '../../zoo/data.js';
-import { poissonArrivals, summarise, windowSpans, windowStats, type BenchOutcome, type WindowStats } from './stats.js';
+import { classPicker, cutTrace, expectedArrivals, traceArrivals, type QueryClass, type RateTrace } from '../trace.js';
+import type { FleetSample, FleetWorker } from './fleet.js';
+import { poissonArrivals, summarise, windowSpans, windowStats, type BenchOutcome, type RunContext, type WindowStats } from './stats.js';
 
-export type BenchLoad = { kind: 'open'; rate: number } | { kind: 'closed'; concurrency: number };
+/** Open loop at a constant rate, open loop over a rate-over-time trace (time 0 = the start of the warmup), or closed loop. */
+export type BenchLoad = { kind: 'open'; rate: number } | { kind: 'trace'; trace: RateTrace } | { kind: 'closed'; concurrency: number };
 export type BenchTarget = { task: string } | { model: string } | { variant: string };
 
-export interface BenchOptions {
+/**
+ * What the queries ask: one class (a target, a latency objective in ms, sent as the SLO and used for
+ * goodput, and an accuracy floor), or a mix (each query's class drawn by weight, with its own).
+ */
+export type BenchQueries =
+  | { target: BenchTarget; latencyMs: number; minAccuracy?: number; mix?: undefined }
+  | { mix: QueryClass[]; target?: undefined; latencyMs?: undefined; minAccuracy?: undefined };
+
+export type BenchOptions = BenchRunOptions & BenchQueries;
+
+export interface BenchRunOptions {
   load: BenchLoad;
-  target: BenchTarget;
-  /** Latency objective (ms), sent as the SLO and used for goodput. */
-  latencyMs: number;
-  minAccuracy?: number;
   durationS: number;
   /** Seconds before the measurement, excluded from the overall statistics (default 2). */
   warmupS: number;
@@ -40,6 +53,11 @@ export interface BenchDeps {
   onWindow?: (w: WindowStats, inFlight: number) => void;
   /** Labelled inputs (default: the zoo's validation split). */
   digits?: DigitSet;
+  /**
+   * The workers up now (a throw: unreadable, reported as null). Sampled every window (at most every
+   * second) while the run lasts, for the provisioned cost. Default: not sampled (null).
+   */
+  fleet?: () => Promise<FleetWorker[]>;
 }
 
 export interface BenchReport {
@@ -50,6 +68,38 @@ export interface BenchReport {
   outcomes: BenchOutcome[];
   windows: WindowStats[];
   overall: WindowStats;
+  /** Overall statistics of each class of a mix, by name. */
+  classes?: Record<string, WindowStats>;
+  /** The fleet samples (empty when not sampled). */
+  fleet: FleetSample[];
+}
+
+/** A worker's record counts as up while rewritten within this long (as the dispatcher's ClusterView). */
+export const FLEET_STALE_MS = 5000;
+
+/**
+ * The workers up now, from the workers bucket: records that match the schema (ready or draining:
+ * a draining worker still holds its machine) and were rewritten within `staleMs` by this process's
+ * clock (a record first seen counts from its own heartbeat). Throws when the bucket cannot be read.
+ */
+export function kvFleet(stores: Stores, staleMs = FLEET_STALE_MS): () => Promise<FleetWorker[]> {
+  const heard = new Map<string, { revision: number; at: number }>();
+  return async () => {
+    const now = Date.now();
+    const entries = await Promise.all((await kvKeys(stores.workers)).map((k) => stores.workers.get(k)));
+    const out: FleetWorker[] = [];
+    for (const e of entries) {
+      if (!e) continue;
+      let w: unknown;
+      try { w = entryValue(e); } catch { continue; } // not JSON: not a worker's record
+      if (!isValid(WorkerRecord, w)) continue;
+      const prev = heard.get(e.key);
+      const at = prev === undefined ? w.heartbeatAt : prev.revision === e.revision ? prev.at : now;
+      heard.set(e.key, { revision: e.revision, at });
+      if (now - at <= staleMs) out.push({ id: w.id, hardwareClass: w.hardwareClass, pricePerHour: w.pricePerHour });
+    }
+    return out;
+  };
 }
 
 /** Measured accuracy from the KV profiles (keys.profile), looked up once per variant and class. */
@@ -74,11 +124,54 @@ function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
+/** Checks what the types cannot say (throws with the reason); a trace is cut to the run. */
+export function checkBenchOptions(o: BenchOptions): BenchOptions {
+  const need = (ok: boolean, message: string) => { if (!ok) throw new Error(message); };
+  need(o.durationS > 0 && o.warmupS >= 0 && o.windowS > 0, 'bench: duration and window > 0, warmup >= 0');
+  const runS = o.warmupS + o.durationS;
+  if (o.load.kind === 'trace') {
+    need(o.load.trace.durationS >= runS - 1e-9, `bench: the trace lasts ${o.load.trace.durationS} s, shorter than warmup + duration (${runS} s)`);
+    o = { ...o, load: { kind: 'trace', trace: cutTrace(o.load.trace, Math.min(runS, o.load.trace.durationS)) } };
+  }
+  if (o.mix) {
+    need(o.mix.length > 0, 'bench: an empty query mix');
+    const names = o.mix.map((c) => c.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    need(twice === undefined, `bench: two classes of the mix are named "${twice}" (give each a distinct name)`);
+  }
+  return o;
+}
+
+interface SentClass { target: BenchTarget; slo: Query['slo']; own: Pick<BenchOutcome, 'cls' | 'objectiveMs'> }
+
+/** Each query's class in send order: the one class, or the mix's draws (the n-th is assignClasses(…)[n]). */
+function queryClasses(o: BenchOptions): () => SentClass {
+  const slo = (latencyMs: number, minAccuracy?: number) => ({ latencyMs, ...(minAccuracy !== undefined ? { minAccuracy } : {}) });
+  if (o.mix === undefined) {
+    const one: SentClass = { target: o.target, slo: slo(o.latencyMs, o.minAccuracy), own: {} };
+    return () => one;
+  }
+  const all = o.mix.map((c): SentClass => ({ target: c.target, slo: slo(c.latencyMs, c.minAccuracy), own: { cls: c.name, objectiveMs: c.latencyMs } }));
+  const pick = classPicker(o.mix, o.seed);
+  return () => all[pick()];
+}
+
+/** Expected arrivals in [fromS, toS) of an open loop; undefined for a closed loop. */
+function expectation(load: BenchLoad): RunContext['expectedArrivals'] {
+  if (load.kind === 'open') return (from, to) => load.rate * (to - from);
+  if (load.kind === 'trace') return (from, to) => expectedArrivals(load.trace, from, to);
+  return undefined;
+}
+
 export async function runBench(deps: BenchDeps, options: BenchOptions): Promise<BenchReport> {
+  options = checkBenchOptions(options);
   const digits = deps.digits ?? loadSplit('validation');
   if (digits.count === 0) throw new Error('no labelled inputs');
   const qc = new QueryClient(deps.nc);
-  const slo = { latencyMs: options.latencyMs, ...(options.minAccuracy !== undefined ? { minAccuracy: options.minAccuracy } : {}) };
+  const { mix } = options;
+  const nextClass = queryClasses(options);
+  // Every outcome of a mix carries its class's objective; the run's is the fallback of the one class.
+  const objectiveMs = options.latencyMs ?? Infinity;
   const outcomes: BenchOutcome[] = [];
   const pending = new Set<Promise<void>>();
   const startedAt = new Date().toISOString();
@@ -87,11 +180,16 @@ export async function runBench(deps: BenchDeps, options: BenchOptions): Promise<
   const endMs = (options.warmupS + options.durationS) * 1000;
   let seq = 0;
 
-  // One query: digit seq mod count, batch 1; its outcome is recorded exactly once, answer or error.
+  // One query: digit seq mod count, batch 1, its class's target and objective (the seq-th draw of
+  // the mix); its outcome is recorded exactly once, answer or error.
   const send = (): Promise<void> => {
     const n = seq++;
     const i = n % digits.count;
-    const q: Query = { id: `bench-${n}`, ...options.target, slo, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], digits.images.subarray(i * PIXELS, (i + 1) * PIXELS)) } };
+    const { target, slo, own } = nextClass();
+    const q: Query = {
+      id: `bench-${n}`, ...target, slo,
+      inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], digits.images.subarray(i * PIXELS, (i + 1) * PIXELS)) },
+    };
     const sentAt = now();
     const p = qc.query(q, { retry: options.retry }).then(
       async (a: QueryResult) => {
@@ -101,39 +199,49 @@ export async function runBench(deps: BenchDeps, options: BenchOptions): Promise<
         outcomes.push({
           seq: n, sentAt, doneAt, ok: true, variant: a.variant, hardwareClass: a.hardwareClass, cost: a.cost,
           correct: out !== undefined && argmax(tensorToArray(out) as ArrayLike<number>) === digits.labels[i],
-          ...(promised !== undefined ? { promisedAccuracy: promised } : {}),
+          ...(promised !== undefined ? { promisedAccuracy: promised } : {}), ...own,
         });
       },
       (err: unknown) => {
         const code = err instanceof InfaasError ? err.code : (err as { code?: string }).code ?? 'CLIENT_ERROR';
-        outcomes.push({ seq: n, sentAt, doneAt: now(), ok: false, code });
+        outcomes.push({ seq: n, sentAt, doneAt: now(), ok: false, code, ...own });
       },
     ).finally(() => pending.delete(p));
     pending.add(p);
     return p;
   };
 
-  const progress = reportWindows(deps, options, outcomes, pending, now);
+  const expected = expectation(options.load);
+  const fleet = deps.fleet ? sampleFleet(deps.fleet, Math.min(options.windowS, 1) * 1000, endMs, now) : undefined;
+  const context = (untilMs: number): RunContext => ({
+    ...(expected ? { expectedArrivals: expected } : {}), ...(fleet ? { fleet: { samples: fleet.samples, untilMs } } : {}),
+  });
+  const progress = reportWindows(deps, options, objectiveMs, outcomes, pending, now, () => context(Math.min(now(), endMs)));
   try {
-    if (options.load.kind === 'open') await openLoop(options.load.rate, options.seed, endMs, now, send);
-    else await closedLoop(options.load.concurrency, endMs, now, send);
-    await Promise.all([...pending]);
+    const { load } = options;
+    if (load.kind === 'open') await openLoop(poissonArrivals(load.rate, endMs / 1000, options.seed), endMs, now, send);
+    else if (load.kind === 'trace') await openLoop(traceArrivals(load.trace, options.seed), endMs, now, send);
+    else await closedLoop(load.concurrency, endMs, now, send);
+    await Promise.all([...pending, fleet?.done]);
   } finally {
     progress.stop();
+    fleet?.stop();
   }
   outcomes.sort((a, b) => a.seq - b.seq);
-  const { windows, overall } = summarise(outcomes, { ...options, objectiveMs: options.latencyMs });
-  return { options, startedAt, sent: seq, outcomes, windows, overall };
+  const total = mix?.reduce((a, c) => a + c.weight, 0) ?? 1;
+  const { windows, overall, classes } = summarise(outcomes, {
+    ...options, objectiveMs, ...(mix ? { classes: mix.map((c) => ({ name: c.name, share: c.weight / total })) } : {}),
+  }, context(endMs));
+  return { options, startedAt, sent: seq, outcomes, windows, overall, ...(classes ? { classes } : {}), fleet: fleet?.samples ?? [] };
 }
 
-/** Sends at the precomputed Poisson arrival times; a late timer sends everything that is due. */
-async function openLoop(rate: number, seed: number, endMs: number, now: () => number, send: () => Promise<void>): Promise<void> {
-  const arrivals = poissonArrivals(rate, endMs / 1000, seed);
+/** Sends at the precomputed arrival times (ms); a late timer sends everything that is due. */
+async function openLoop(arrivals: readonly number[], endMs: number, now: () => number, send: () => Promise<void>): Promise<void> {
   let next = 0;
-  while (next < arrivals.length) {
+  while (next < arrivals.length && arrivals[next] < endMs) {
     const wait = arrivals[next] - now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    for (const t = now(); next < arrivals.length && arrivals[next] <= t; next++) void send();
+    for (const t = now(); next < arrivals.length && arrivals[next] <= t && arrivals[next] < endMs; next++) void send();
   }
   // Idle until the end of the run, so the last window is as long as the others.
   const rest = endMs - now();
@@ -146,10 +254,34 @@ async function closedLoop(concurrency: number, endMs: number, now: () => number,
   await Promise.all(Array.from({ length: concurrency }, loop));
 }
 
+/**
+ * Reads the fleet at 0 and every `everyMs` until the end of the run, one read at a time (a read
+ * slower than `everyMs` skips the ticks it overran; each sample is stamped when its read started,
+ * and holds until the next). A failed read is a null sample.
+ */
+function sampleFleet(read: () => Promise<FleetWorker[]>, everyMs: number, endMs: number, now: () => number): { samples: FleetSample[]; done: Promise<void>; stop(): void } {
+  const samples: FleetSample[] = [];
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
+  const done = (async () => {
+    for (let k = 0; !stopped && k * everyMs < endMs; k = Math.max(k + 1, Math.ceil(now() / everyMs))) {
+      const wait = k * everyMs - now();
+      if (wait > 0) await new Promise<void>((r) => { wake = r; timer = setTimeout(r, wait); });
+      if (stopped) return;
+      const atMs = now();
+      if (atMs >= endMs) return;
+      const workers = await read().catch(() => null);
+      samples.push({ atMs, workers });
+    }
+  })();
+  return { samples, done, stop: () => { stopped = true; clearTimeout(timer); wake?.(); } };
+}
+
 /** Calls onWindow as each window closes (a timer at each boundary). */
-function reportWindows(deps: BenchDeps, options: BenchOptions, outcomes: BenchOutcome[], pending: Set<unknown>, now: () => number): { stop(): void } {
+function reportWindows(deps: BenchDeps, options: BenchOptions, objectiveMs: number, outcomes: BenchOutcome[], pending: Set<unknown>, now: () => number, context: () => RunContext): { stop(): void } {
   if (!deps.onWindow) return { stop: () => {} };
   const spans = windowSpans(options.warmupS, options.durationS, options.windowS);
-  const timers = spans.map((s) => setTimeout(() => deps.onWindow!(windowStats(outcomes, s, options.latencyMs), pending.size), Math.max(0, s.toS * 1000 - now())));
+  const timers = spans.map((s) => setTimeout(() => deps.onWindow!(windowStats(outcomes, s, objectiveMs, context()), pending.size), Math.max(0, s.toS * 1000 - now())));
   return { stop: () => timers.forEach(clearTimeout) };
 }
