@@ -83,7 +83,7 @@ export function fluctuatingTrace(o: FluctuatingOptions): RateTrace {
   points.push({ t: Math.ceil(o.durationS / o.periodS) * o.periodS, rate: o.low });
   return {
     name: 'fluctuating',
-    description: `fluctuating between ${o.low} and ${o.high} q/s, period ${o.periodS} s (ramps ${ramp} s), ${o.durationS} s`,
+    description: `fluctuating between ${o.low} and ${o.high} q/s, period ${round3(o.periodS)} s (ramps ${round3(ramp)} s), ${o.durationS} s`,
     durationS: o.durationS, points: clip(points, o.durationS),
   };
 }
@@ -321,3 +321,4 @@ function check(ok: boolean, message: string): void {
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
+const round3 = (x: number) => Math.round(x * 1e3) / 1e3;

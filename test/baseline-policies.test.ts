@@ -98,7 +98,8 @@ t.test('clipper selects as fixed does; its workers replicate only and batch by A
   for (const s of snapshots) for (const r of requests) t.same(clipper(s, r), fixedVariant()(s, r), JSON.stringify(r));
   t.same(workersFor('clipper'), { replicationOnly: true, batching: 'aimd' });
   t.same(workersFor('fixed'), { replicationOnly: true, batching: 'work-conserving' });
-  for (const name of ['infaas', 'fastest', 'cheapest']) t.same(workersFor(name), { replicationOnly: false, batching: 'work-conserving' }, `${name}: default workers`);
+  for (const name of ['fastest', 'cheapest']) t.same(workersFor(name), { replicationOnly: true, batching: 'work-conserving' }, `${name}: replication only`);
+  t.same(workersFor('infaas'), { replicationOnly: false, batching: 'work-conserving' }, 'infaas: default workers');
 });
 
 t.test('the registry names every policy; an unknown name lists them', async (t) => {

@@ -128,16 +128,18 @@ export function defaultFixedChoice(profiles: readonly CandidateProfile[]): Map<s
 
 /**
  * One variant per model, chosen up front and never switched (see the module header). `choice`
- * overrides the default rule for the models it names.
+ * overrides the default rule for the models it names. `hardwareClass`, when given, fixes the
+ * hardware too (the developer deployed the variant on CPUs, say): profiles of other classes are
+ * never chosen. Without it the fixed variant may run on any class that has a profile of it.
  */
-export function fixedVariant(choice?: FixedChoice): SelectionPolicy {
+export function fixedVariant(choice?: FixedChoice, hardwareClass?: string): SelectionPolicy {
   const given = choice instanceof Map ? choice : new Map(Object.entries(choice ?? {}));
   return (s, r) => {
     if (r.variant) return selectVariant(s, r);
     const defaults = defaultFixedChoice(s.profiles);
     const fixedOf = (model: string) => given.get(model) ?? defaults.get(model);
     const { mine, floor } = candidates(s, r);
-    const fixed = mine.filter((p) => p.variantId === fixedOf(p.model));
+    const fixed = mine.filter((p) => p.variantId === fixedOf(p.model) && (hardwareClass === undefined || p.hardwareClass === hardwareClass));
     // The model whose fixed variant is the most accurate at the floor (first in snapshot order on a tie).
     let pick: CandidateProfile | undefined;
     for (const p of fixed) if (p.accuracy >= floor && (!pick || p.accuracy > pick.accuracy)) pick = p;
@@ -165,11 +167,16 @@ export interface PolicyWorkers {
 const modelLess: PolicyWorkers = Object.freeze({ replicationOnly: false, batching: 'work-conserving' });
 
 /**
- * The worker settings per policy (defaults for those not named): the fixed-variant baselines never
- * switch a variant, and clipper also batches adaptively.
+ * The worker settings per policy (defaults for those not named): the baselines never switch a
+ * variant (their selection would not follow), and clipper also batches adaptively.
  */
 export const policyWorkers: Readonly<Record<string, PolicyWorkers>> = Object.freeze({
   fixed: Object.freeze({ replicationOnly: true, batching: 'work-conserving' }),
+  // Their selection keeps one variant per request: a worker switching it to another (an upgrade
+  // under load) leaves the new instance idle and the chosen one overloaded. Found by the trace
+  // simulator: "fastest" upgraded its b1 instance to b32 every 5 s and served 37 % at 8,000 q/s.
+  fastest: Object.freeze({ replicationOnly: true, batching: 'work-conserving' }),
+  cheapest: Object.freeze({ replicationOnly: true, batching: 'work-conserving' }),
   clipper: Object.freeze({ replicationOnly: true, batching: 'aimd' }),
 });
 

@@ -17,7 +17,7 @@ import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
 import { dispatcherMachine } from './machine.js';
-import { selectVariant, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
+import { selectVariant, unplacedClasses, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
 import { SnapshotBuilder } from './snapshot.js';
 
 export interface DispatcherOptions {
@@ -221,6 +221,9 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     if (sel.kind === 'busy') {
       // Capacity, not feasibility: refused here, cheaply, rather than after a hop to a full queue.
       noteUnplaced(snap, request);
+      // Meanwhile an instance is added where there is room (a new worker), for the next queries.
+      const warm = warmUpWhenBusy(policy, snap, request);
+      if (warm) { warmUp(warm, budgetMs, now); builder.noteLoad(warm.workerId, warm.variantId); }
       const retryAfterMs = Math.max(1, Math.ceil(sel.retryAfterMs));
       throw new InfaasError(ErrorCode.NoCapacity, `every instance that could serve this is busy: the soonest (${sel.variantId} on ${sel.workerId}) would take ~${(sel.expectedMs + options.pathOverheadMs).toFixed(1)} ms, the budget is ${budgetMs} ms; retry in ~${retryAfterMs} ms`, {
         variant: sel.variantId, worker: sel.workerId, expectedMs: sel.expectedMs + options.pathOverheadMs, retryAfterMs,
@@ -397,9 +400,9 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   // Demand that found no room: reported once a second per hardware class for the VM-autoscaler.
   const unplaced = new Map<string, number>();
   const noteUnplaced = (snap: Snapshot, r: SelectionRequest): void => {
-    const classes = new Set(snap.profiles.filter((p) => (r.variant ? p.variantId === r.variant : r.model ? p.model === r.model : p.task === r.task)).map((p) => p.hardwareClass));
-    for (const c of classes) unplaced.set(c, (unplaced.get(c) ?? 0) + 1);
+    for (const c of unplacedClasses(snap, r)) unplaced.set(c, (unplaced.get(c) ?? 0) + 1);
   };
+
   const report = setInterval(() => {
     if (unplaced.size === 0 || nc.isClosed()) return;
     nc.publish(subjects.events.dispatcher, encodeJson({

@@ -98,25 +98,31 @@ export function indexSnapshot(s: Snapshot): SnapshotIndex {
   return index;
 }
 
+interface Feasible { feasible: CandidateProfile[]; feasibleMs: number[]; matched: number; lowest?: number; highest?: number }
+
+/** Per profile index: the feasible profiles per request shape (what a task, floor, batch and objective admit). */
+const feasibleMemo = new WeakMap<SnapshotIndex['profiles'], Map<string, Feasible>>();
+
 /**
- * The policy (rules in selectVariantScan) answered from the snapshot's index, with the same choice,
- * ties included. Instances are visited only for feasible variants, in snapshot order; a load walks
- * each feasible profile's workers cheapest first and stops at the first that cannot beat the best
- * so far, since for one profile the cost grows with the worker's price.
+ * The profiles meeting the request (latency at its batch within the objective, accuracy at the
+ * floor), and what the infeasible answer reports. A function of the profiles and the request only,
+ * so it is remembered per profile index and request shape: most queries repeat a few shapes, and
+ * this pass over every matching profile was most of a decision's time (measured by the trace
+ * simulator's profile). Bounded: the memo starts over past 1,024 shapes.
  */
-export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
-  // An unbounded objective and a batch below 1 (which breaks "cost grows with price") are corners
-  // the host never sends; the scan handles them.
-  if (r.latencyMs === Infinity || !(r.batch >= 1)) return selectVariantScan(s, r);
-  const ix = indexSnapshot(s);
-  const [chains, key] = r.variant ? [ix.profiles.byVariant, r.variant] : r.model ? [ix.profiles.byModel, r.model] : [ix.profiles.byTask, r.task];
-  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+function feasibleFor(profiles: readonly CandidateProfile[], px: SnapshotIndex['profiles'], r: SelectionRequest, floor: number): Feasible {
+  let memo = feasibleMemo.get(px);
+  if (!memo) feasibleMemo.set(px, memo = new Map());
+  const mkey = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${floor}`;
+  const hit = memo.get(mkey);
+  if (hit) return hit;
+  const [chains, key] = r.variant ? [px.byVariant, r.variant] : r.model ? [px.byModel, r.model] : [px.byTask, r.task];
   const feasible: CandidateProfile[] = [];
   const feasibleMs: number[] = [];
   // One pass also gathers what the infeasible answer reports (Math.min/max as the scan folds them).
   let matched = 0, lowest: number | undefined, highest: number | undefined;
   for (let i = key === undefined ? -1 : chains.first.get(key) ?? -1; i >= 0; i = chains.next[i]) {
-    const p = s.profiles[i];
+    const p = profiles[i];
     matched++;
     const ms = latencyFor(p, r.batch);
     if (ms === undefined || !(ms <= r.latencyMs)) {
@@ -129,6 +135,25 @@ export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
     feasible.push(p);
     feasibleMs.push(ms);
   }
+  const out: Feasible = { feasible, feasibleMs, matched, ...(lowest !== undefined ? { lowest } : {}), ...(highest !== undefined ? { highest } : {}) };
+  if (memo.size >= 1024) memo.clear();
+  memo.set(mkey, out);
+  return out;
+}
+
+/**
+ * The policy (rules in selectVariantScan) answered from the snapshot's index, with the same choice,
+ * ties included. Instances are visited only for feasible variants, in snapshot order; a load walks
+ * each feasible profile's workers cheapest first and stops at the first that cannot beat the best
+ * so far, since for one profile the cost grows with the worker's price.
+ */
+export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
+  // An unbounded objective and a batch below 1 (which breaks "cost grows with price") are corners
+  // the host never sends; the scan handles them.
+  if (r.latencyMs === Infinity || !(r.batch >= 1)) return selectVariantScan(s, r);
+  const ix = indexSnapshot(s);
+  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+  const { feasible, feasibleMs, matched, lowest, highest } = feasibleFor(s.profiles, ix.profiles, r, floor);
   const best = runningFromIndex(s, ix.cluster, r, feasible);
   if (best?.kind === 'running') return best;
   return loadFromIndex(ix.cluster, r, feasible, feasibleMs, best ? workersHosting(s.instances, undefined, s, ix.cluster, feasible) : undefined)

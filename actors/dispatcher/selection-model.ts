@@ -186,3 +186,44 @@ export function expectedCompletionMs(p: CandidateProfile, outstanding: number, r
   return Math.floor(outstanding / p.maxBatch) * curve(p.maxBatch) + (rest > 0 ? curve(rest) : 0) + curve(rows);
 }
 
+
+/**
+ * Every instance that could serve the request is busy: where to add one. The policy asked again
+ * with load time ignored gives a load on a worker that hosts no feasible instance (a worker the
+ * VM-autoscaler just added, say), unless an instance of that variant is loading already: one
+ * warm-up at a time per variant. Without this, a load that does not fit the objective was never
+ * made while instances were busy, and new workers stayed empty (found by the trace simulator:
+ * eight workers, one serving, 23 % of queries refused).
+ */
+export function warmUpWhenBusy(policy: (s: Snapshot, r: SelectionRequest) => Selection, s: Snapshot, r: SelectionRequest): Extract<Selection, { kind: 'load' }> | undefined {
+  const warm = policy(s, { ...r, ignoreLoadTime: true });
+  if (warm.kind !== 'load') return undefined;
+  if (s.instances.some((i) => i.state === 'loading' && i.variantId === warm.variantId)) return undefined;
+  return warm;
+}
+
+/**
+ * The hardware classes that demand which found no room asks the VM-autoscaler for: the classes of
+ * the variants that meet the request (accuracy floor, and the objective at its batch, load time
+ * aside), narrowed to the one where serving it costs least when prices are known (a class's price
+ * per thread-hour from `prices`, else from its cheapest live worker). Asking every class that has
+ * a profile, as before, made the VM-autoscaler start a CPU, a GPU and an Inferentia worker for
+ * each shortage (found by the trace simulator). A class with no known price counts only when no
+ * priced class fits. No feasible variant: the classes of every matching profile (as before).
+ */
+export function unplacedClasses(s: Snapshot, r: SelectionRequest, prices?: ReadonlyMap<string, number>): string[] {
+  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+  const mine = s.profiles.filter((p) => matches(p, r));
+  const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
+  if (feasible.length === 0) return [...new Set(mine.map((p) => p.hardwareClass))];
+  const known = new Map(prices);
+  for (const w of s.workers.values()) if (!prices?.has(w.hardwareClass)) known.set(w.hardwareClass, Math.min(known.get(w.hardwareClass) ?? Infinity, w.pricePerThreadHour));
+  let best: { cls: string; cost: number } | undefined;
+  for (const p of feasible) {
+    const price = known.get(p.hardwareClass);
+    if (price === undefined) continue;
+    const cost = costPerQuery(price * p.threads, latencyFor(p, r.batch)!, r.batch);
+    if (!best || cost < best.cost) best = { cls: p.hardwareClass, cost };
+  }
+  return best ? [best.cls] : [...new Set(feasible.map((p) => p.hardwareClass))];
+}

@@ -5,6 +5,7 @@
 import type { ClusterView } from '../../runtime/views/cluster-view.js';
 import { SESSION_START_MS } from '../instance/index.js';
 import type { RegistryView } from '../../runtime/views/registry-view.js';
+import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import type { CandidateProfile, InstanceView, Snapshot, WorkerView } from './select-variant.js';
 
 export class SnapshotBuilder {
@@ -92,19 +93,7 @@ export class SnapshotBuilder {
   }
 
   private buildProfiles(): CandidateProfile[] {
-    const profiles: CandidateProfile[] = [];
-    for (const p of this.registry.profiles.values()) {
-      if (p.status !== 'done' || !p.latency?.length) continue;
-      const v = this.registry.variants.get(p.variant);
-      const m = v && this.registry.models.get(v.model);
-      if (!v || !m || m.status !== 'registered') continue;
-      profiles.push({
-        variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0, precision: v.precision,
-        maxBatch: v.maxBatch, threads: v.intraOpThreads, loadMs: (p.loadMs ?? 0) + SESSION_START_MS, peakMemoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
-        latency: [...p.latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= v.maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms })),
-      });
-    }
-    return profiles;
+    return candidateProfiles(this.registry.models, this.registry.variants, this.registry.profiles.values());
   }
 
   private buildCluster(now: number): Pick<Snapshot, 'workers' | 'instances'> {
@@ -130,4 +119,25 @@ export class SnapshotBuilder {
     }
     return { workers, instances };
   }
+}
+
+/**
+ * The selection policy's profiles from registry records: finished profiles of variants of
+ * registered models, load time counting the worker's session start. The dispatcher's snapshot and
+ * the trace simulator (reading a live system's KV) build them the same way.
+ */
+export function candidateProfiles(models: ReadonlyMap<string, Pick<ModelRecord, 'task' | 'status'>>, variants: ReadonlyMap<string, VariantRecord>, profiles: Iterable<ProfileRecord>): CandidateProfile[] {
+  const out: CandidateProfile[] = [];
+  for (const p of profiles) {
+    if (p.status !== 'done' || !p.latency?.length) continue;
+    const v = variants.get(p.variant);
+    const m = v && models.get(v.model);
+    if (!v || !m || m.status !== 'registered') continue;
+    out.push({
+      variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0, precision: v.precision,
+      maxBatch: v.maxBatch, threads: v.intraOpThreads, loadMs: (p.loadMs ?? 0) + SESSION_START_MS, peakMemoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
+      latency: [...p.latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= v.maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms })),
+    });
+  }
+  return out;
 }
