@@ -383,8 +383,9 @@ program.command('bench')
   .option('--no-retry', "turn off QueryClient's retries of retryable errors")
   .option('--csv <file>', 'write one CSV row per window, an "overall" row and one per class of a mix')
   .option('--json <file>', 'write the method, the windows, the overall, the classes and the fleet samples as JSON')
+  .option('--charts <dir>', 'render the windows as charts (SVG and PNG) into this directory (docs/charts.md)')
   .option('-s, --nats <url>', 'NATS server URL')
-  .action(async (o: BenchFlags & { csv?: string; json?: string; nats?: string }) => {
+  .action(async (o: BenchFlags & { csv?: string; json?: string; charts?: string; nats?: string }) => {
     const options = benchOptions(o, (path) => readFileSync(path, 'utf8'), ZOO_TASK);
     await withStack(o, false, false, async (stack) => {
       const tty = process.stderr.isTTY;
@@ -395,6 +396,13 @@ program.command('bench')
       if (tty) process.stderr.write('\n');
       print(summaryTable(report));
       writeOutputs(report, { csv: o.csv, json: o.json }, { command: ['infaas', ...process.argv.slice(2)].join(' '), machine: machineLine() });
+      if (o.charts) {
+        // Loaded only here: vega and the PNG renderer are heavy for every other command.
+        const { fromBenchWindows, renderCharts } = await import('../bench/charts.js');
+        const load = options.load.kind === 'trace' ? options.load.trace.description : options.load.kind === 'open' ? `Poisson at ${options.load.rate} q/s` : `${options.load.concurrency} outstanding`;
+        const r = await renderCharts([fromBenchWindows('live', report.windows, options.latencyMs)], `infaas bench: ${load}`, o.charts);
+        print(`charts: ${r.files.length} files in ${o.charts}${r.note ? ` (${r.note})` : ''}`);
+      }
     });
   });
 
