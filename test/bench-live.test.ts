@@ -8,14 +8,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { startDispatcher } from '../actors/dispatcher/index.js';
 import { silentLogger } from '../runtime/log.js';
-import { QueryClient } from '../runtime/client/query-client.js';
-import { arrayToTensor } from '../runtime/bus/codec.js';
 import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
 import { kvFleet, profileAccuracy, runBench } from '../bench/live/run.js';
 import { namedShape, traceArrivals, type QueryClass } from '../bench/trace.js';
 import { CSV_COLUMNS, summaryTable, toCsv, writeOutputs } from '../bench/live/report.js';
-import { startTestSystem, startTestWorker } from './helpers/system.js';
+import { startTestSystem, startTestWorker, untilServing } from './helpers/system.js';
 import { registerZooModel, VALIDATION_SAMPLES } from './helpers/zoo.js';
 
 const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
@@ -44,17 +42,7 @@ t.test('a short open-loop bench against a live system', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
   // Serving is ready once one query is answered (the dispatcher learns of the worker from KV).
-  const { images } = loadSplit('validation', 1);
-  const qc = new QueryClient(sys.nc);
-  for (let i = 0; ; i++) {
-    try {
-      await qc.query({ task: ZOO_TASK, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], images) }, slo: { latencyMs: 2000 } });
-      break;
-    } catch (err) {
-      if (i >= 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await untilServing(sys.nc, 2000);
 
   // The digits the profiler measured accuracy on, about once each in the measured 3 s (~100 q/s):
   // a smaller sample of them is too noisy to compare (60 digits measured 0.70 against 0.86).

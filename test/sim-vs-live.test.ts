@@ -6,15 +6,12 @@
 import t from 'tap';
 import { startDispatcher } from '../actors/dispatcher/index.js';
 import { silentLogger } from '../runtime/log.js';
-import { QueryClient } from '../runtime/client/query-client.js';
-import { arrayToTensor } from '../runtime/bus/codec.js';
-import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
 import { kvFleet, runBench } from '../bench/live/run.js';
 import { flatTrace } from '../bench/trace.js';
 import { readLiveProfiles } from '../bench/sim/profiles.js';
 import { simulate } from '../bench/sim/simulate.js';
-import { startTestSystem, startTestWorker } from './helpers/system.js';
+import { startTestSystem, startTestWorker, untilServing } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
 
 t.test('a small flat trace: the simulator and the live system agree', async (t) => {
@@ -26,17 +23,7 @@ t.test('a small flat trace: the simulator and the live system agree', async (t) 
   await startTestWorker(t, sys, { threads: 2, pricePerHour });
 
   // Ready once one query is answered: the variant it loaded is the one both runs start with.
-  const { images } = loadSplit('validation', 1);
-  const qc = new QueryClient(sys.nc);
-  for (let i = 0; ; i++) {
-    try {
-      await qc.query({ task: ZOO_TASK, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], images) }, slo: { latencyMs: 100 } });
-      break;
-    } catch (err) {
-      if (i >= 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await untilServing(sys.nc, 100);
   // The instance record reaches KV with the next heartbeat.
   let file = await readLiveProfiles(sys.stores, 'test');
   for (let i = 0; file.instances.length === 0 && i < 50; i++) {
@@ -57,7 +44,8 @@ t.test('a small flat trace: the simulator and the live system agree', async (t) 
   });
   const [lo, so] = [live.overall, sim.overall];
   t.comment(`live: ${lo.good}/${lo.sent} good, ${JSON.stringify(lo.errorsByCode)}, ${JSON.stringify(lo.variants)}; simulated: ${so.good}/${so.sent}, ${JSON.stringify(so.variants)}`);
-  t.equal(so.sent, lo.sent, 'the same arrivals (same trace and seed)');
+  // Every arrival is sent; a late timer may move one across the warm-up's edge, so totals are compared.
+  t.equal(sim.queries, live.sent, 'the same arrivals (same trace and seed)');
   t.equal(lo.answered + lo.errors, lo.sent, 'live: one outcome per query');
   t.equal(so.answered + so.errors, so.sent, 'simulated: one outcome per query');
   const strip = (v: Record<string, number>) => Object.keys(v).map((k) => k.split('@')[0]).sort();

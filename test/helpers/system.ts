@@ -11,6 +11,10 @@ import { startLocalNats, type LocalNats, type LocalNatsOptions } from '../../run
 import { silentLogger } from '../../runtime/log.js';
 import { closeBus, connectBus } from '../../runtime/bus/nats.js';
 import { openStores, type Stores } from '../../runtime/bus/store.js';
+import { QueryClient } from '../../runtime/client/query-client.js';
+import { arrayToTensor } from '../../runtime/bus/codec.js';
+import { loadSplit } from '../../zoo/data.js';
+import { ZOO_TASK } from '../../zoo/index.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
 
@@ -64,4 +68,22 @@ export async function startTestWorker(t: Teardown, sys: { nc: NatsConnection; st
   });
   t.teardown(() => worker.stop());
   return worker;
+}
+
+/**
+ * Resolves once a zoo digit query for the task is answered (the dispatcher learns of workers from
+ * KV, and the first query may load a variant); throws the last error after `tries` attempts 100 ms apart.
+ */
+export async function untilServing(nc: NatsConnection, latencyMs: number, tries = 100): Promise<void> {
+  const { images } = loadSplit('validation', 1);
+  const qc = new QueryClient(nc);
+  for (let i = 0; ; i++) {
+    try {
+      await qc.query({ task: ZOO_TASK, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], images) }, slo: { latencyMs } });
+      return;
+    } catch (err) {
+      if (i >= tries) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
