@@ -3,7 +3,7 @@
 // for, and a fixed-variant baseline pinned to one class.
 import t from 'tap';
 import {
-  unplacedClasses, warmUpWhenBusy, selectVariant,
+  unplacedClasses, warmUpCheaper, warmUpWhenBusy, selectVariant,
   type CandidateProfile, type InstanceView, type Snapshot, type WorkerView,
 } from '../actors/dispatcher/select-variant.js';
 import { fixedVariant } from '../actors/dispatcher/baselines.js';
@@ -45,4 +45,21 @@ t.test('a fixed variant pinned to a class never runs on another', async (t) => {
   const s = snap([profile('cpu', 0.95, 2), profile('gpu', 0.95, 0.5)], [worker('c1'), worker('g1', 'gpu')]);
   t.match(fixedVariant(undefined, 'cpu')(s, { ...req, ignoreLoadTime: true }), { kind: 'load', workerId: 'c1' });
   t.match(fixedVariant(undefined, 'gpu')(s, { ...req, ignoreLoadTime: true }), { kind: 'load', workerId: 'g1' });
+});
+
+t.test('a running choice twice as dear as a feasible alternative warms the cheaper one up, once', async (t) => {
+  const dear = profile('cpu', 0.95, 2, { variantId: 'm.dear', threads: 2 });
+  const cheap = profile('cpu', 0.95, 0.5, { variantId: 'm.cheap' });
+  const running: InstanceView = { variantId: 'm.dear', workerId: 'w1', state: 'active', outstanding: 0 };
+  const s = snap([dear, cheap], [worker('w1', 'cpu', { freeThreads: 0 })], [running]);
+  const sel = selectVariant(s, req);
+  t.match(sel, { kind: 'running', variantId: 'm.dear' }, 'the running instance wins this query (the load does not fit 10 ms)');
+  if (sel.kind !== 'running') return;
+  t.match(warmUpCheaper(selectVariant, s, req, sel), { kind: 'load', variantId: 'm.cheap', workerId: 'w1' });
+  const loading = snap(s.profiles, [...s.workers.values()], [running, { variantId: 'm.cheap', workerId: 'w1', state: 'loading', outstanding: 0 }]);
+  t.equal(warmUpCheaper(selectVariant, loading, req, sel), undefined, 'already loading');
+  const close = snap([dear, profile('cpu', 0.95, 1.5, { variantId: 'm.close', threads: 2 })], [worker('w1', 'cpu', { freeThreads: 0 })], [running]);
+  const sel2 = selectVariant(close, req);
+  if (sel2.kind === 'running') t.equal(warmUpCheaper(selectVariant, close, req, sel2), undefined, 'not twice as cheap: left alone');
+  t.equal(warmUpCheaper(fixedVariant({ m: 'm.dear' }), s, req, sel), undefined, 'a fixed-variant baseline has no other variant to warm');
 });

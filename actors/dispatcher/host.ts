@@ -17,7 +17,7 @@ import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
 import { dispatcherMachine } from './machine.js';
-import { selectVariant, unplacedClasses, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
+import { BUSY_CHECK_MS, DEAR_CHECK_MS, selectVariant, unplacedClasses, warmUpCheaper, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
 import { SnapshotBuilder } from './snapshot.js';
 
 export interface DispatcherOptions {
@@ -222,8 +222,12 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       // Capacity, not feasibility: refused here, cheaply, rather than after a hop to a full queue.
       noteUnplaced(snap, request);
       // Meanwhile an instance is added where there is room (a new worker), for the next queries.
-      const warm = warmUpWhenBusy(policy, snap, request);
-      if (warm) { warmUp(warm, budgetMs, now); builder.noteLoad(warm.workerId, warm.variantId); }
+      // A second decision: asked at most every 100 ms per busy variant, so overload stays cheap to refuse.
+      if (now >= (busyCheckAt.get(sel.variantId) ?? 0)) {
+        busyCheckAt.set(sel.variantId, now + BUSY_CHECK_MS);
+        const warm = warmUpWhenBusy(policy, snap, request);
+        if (warm) { warmUp(warm, budgetMs, now); builder.noteLoad(warm.workerId, warm.variantId); }
+      }
       const retryAfterMs = Math.max(1, Math.ceil(sel.retryAfterMs));
       throw new InfaasError(ErrorCode.NoCapacity, `every instance that could serve this is busy: the soonest (${sel.variantId} on ${sel.workerId}) would take ~${(sel.expectedMs + options.pathOverheadMs).toFixed(1)} ms, the budget is ${budgetMs} ms; retry in ~${retryAfterMs} ms`, {
         variant: sel.variantId, worker: sel.workerId, expectedMs: sel.expectedMs + options.pathOverheadMs, retryAfterMs,
@@ -259,6 +263,12 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs,
         ...(lowest !== undefined ? { lowestLatencyMs: lowest } : {}), ...(a.highestAccuracy !== undefined ? { highestAccuracy: a.highestAccuracy } : {}),
       });
+    }
+    if (sel.kind === 'running' && now >= (dearCheckAt.get(sel.variantId) ?? 0)) {
+      // At most once a second per running variant: is there a much cheaper one to warm up?
+      dearCheckAt.set(sel.variantId, now + DEAR_CHECK_MS);
+      const cheaper = warmUpCheaper(policy, snap, request, sel);
+      if (cheaper) { warmUp(cheaper, budgetMs, now); builder.noteLoad(cheaper.workerId, cheaper.variantId); }
     }
     const local = locals.get(sel.workerId);
     if (local) {
@@ -379,6 +389,10 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   // (the worker's ifAbsent makes it one across controllers too) until the instance shows up in KV;
   // asked again if it has not appeared well after it was due. Retry advice counts down to readiness.
   const warming = new Map<string, { readyAt: number; askAgainAt: number }>();
+  // When each running variant may next be checked for a much cheaper alternative (warmUpCheaper),
+  // and each busy variant for a warm-up elsewhere (warmUpWhenBusy).
+  const dearCheckAt = new Map<string, number>();
+  const busyCheckAt = new Map<string, number>();
   const warmUp = (sel: Extract<Selection, { kind: 'load' }>, budgetMs: number, now: number): InfaasError => {
     const key = `${sel.workerId}.${sel.variantId}`;
     let w = warming.get(key);

@@ -227,3 +227,28 @@ export function unplacedClasses(s: Snapshot, r: SelectionRequest, prices?: Reado
   }
   return best ? [best.cls] : [...new Set(feasible.map((p) => p.hardwareClass))];
 }
+
+/** A running choice costs this many times the cheapest feasible alternative before one is warmed up. */
+export const DEAR_FACTOR = 2;
+
+/** How often a dispatcher asks warmUpCheaper per running variant, and warmUpWhenBusy per busy one (ms). */
+export const DEAR_CHECK_MS = 1000;
+export const BUSY_CHECK_MS = 100;
+
+/**
+ * The query goes to a running instance, but a feasible variant costing at most 1/DEAR_FACTOR as
+ * much per query could run instead (on a worker that has room; load time aside): the load to start
+ * for the next queries, unless that variant is loading already. The policy asked again with a cost
+ * ceiling gives it; a cheaper running instance it finds instead needs nothing. Without this, a
+ * running instance that meets the objective kept winning however dear it was: a demonstration's
+ * leftover cnn-wide served a trough at twice the cost of cnn-small (docs/benchmarks.md). Callers
+ * ask at most once a second per running variant: it is a second decision.
+ */
+export function warmUpCheaper(policy: (s: Snapshot, r: SelectionRequest) => Selection, s: Snapshot, r: SelectionRequest, running: Extract<Selection, { kind: 'running' }>): Extract<Selection, { kind: 'load' }> | undefined {
+  const ceiling = running.costPerQuery / DEAR_FACTOR;
+  if (!(ceiling > 0)) return undefined;
+  const alt = policy(s, { ...r, ignoreLoadTime: true, maxCostPerQuery: Math.min(ceiling, r.maxCostPerQuery ?? Infinity) });
+  if (alt.kind !== 'load' || alt.variantId === running.variantId) return undefined;
+  if (s.instances.some((i) => i.state === 'loading' && i.variantId === alt.variantId)) return undefined;
+  return alt;
+}

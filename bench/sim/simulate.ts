@@ -9,7 +9,7 @@
 // the same inputs give the same run. docs/simulator.md states what is and is not modelled.
 import { fixedVariant, policyNamed, workersFor } from '../../actors/dispatcher/baselines.js';
 import type { SelectionPolicy } from '../../actors/dispatcher/host.js';
-import { unplacedClasses, warmUpWhenBusy, type CandidateProfile, type InstanceView, type Snapshot, type SelectionRequest, type WorkerView } from '../../actors/dispatcher/select-variant.js';
+import { BUSY_CHECK_MS, DEAR_CHECK_MS, unplacedClasses, warmUpCheaper, warmUpWhenBusy, type CandidateProfile, type InstanceView, type Snapshot, type SelectionRequest, type WorkerView } from '../../actors/dispatcher/select-variant.js';
 import {
   BATCH_OVERHEAD_MS, admit, aimdInitial, aimdUpdate, capacityQps, decideBatch, drainMs, latencyCurve,
   type AimdState, type BatchingMode,
@@ -176,6 +176,9 @@ class Simulation {
   private readonly batching: BatchingMode;
   private readonly workers: SimWorker[] = [];
   private readonly workerById = new Map<string, SimWorker>();
+  /** When each running variant was last checked for a much cheaper one (the dispatcher's warmUpCheaper, once a second). */
+  private readonly dearCheckAt = new Map<string, number>();
+  private readonly busyCheckAt = new Map<string, number>();
   private readonly scalingVariants = new Map<string, Map<string, ScalingVariant>>();
   private readonly byClass = new Map<string, HardwareClass>();
   /** Price per thread-hour of every class (the provisioner's price list). */
@@ -369,10 +372,13 @@ class Simulation {
     if (sel.kind === 'busy' && sel.loading) return this.answer(q, { ok: false, code: 'INSTANCE_LOADING', retryAfterMs: Math.max(1, Math.ceil(sel.retryAfterMs)) });
     if (sel.kind === 'busy') {
       this.noteUnplaced(request);
-      const warm = warmUpWhenBusy(this.policy, snap, request);
-      if (warm) {
-        const w = this.workerById.get(warm.workerId)!;
-        this.newInstance(w, this.profileOf.get(`${warm.variantId}@${w.cls.name}`)!);
+      if (now >= (this.busyCheckAt.get(sel.variantId) ?? 0)) {
+        this.busyCheckAt.set(sel.variantId, now + BUSY_CHECK_MS);
+        const warm = warmUpWhenBusy(this.policy, snap, request);
+        if (warm) {
+          const w = this.workerById.get(warm.workerId)!;
+          this.newInstance(w, this.profileOf.get(`${warm.variantId}@${w.cls.name}`)!);
+        }
       }
       return this.answer(q, { ok: false, code: 'NO_CAPACITY', retryAfterMs: Math.max(1, Math.ceil(sel.retryAfterMs)) });
     }
@@ -387,6 +393,14 @@ class Simulation {
       }
       if (sel.reason === ROOM) return this.answer(q, { ok: false, code: 'NO_CAPACITY', retryAfterMs: 1000 });
       return this.answer(q, { ok: false, code: 'INFEASIBLE' });
+    }
+    if (sel.kind === 'running' && now >= (this.dearCheckAt.get(sel.variantId) ?? 0)) {
+      this.dearCheckAt.set(sel.variantId, now + DEAR_CHECK_MS);
+      const cheaper = warmUpCheaper(this.policy, snap, request, sel);
+      if (cheaper) {
+        const cw = this.workerById.get(cheaper.workerId)!;
+        this.newInstance(cw, this.profileOf.get(`${cheaper.variantId}@${cw.cls.name}`)!);
+      }
     }
     const w = this.workerById.get(sel.workerId)!;
     // The worker routes to its least-loaded replica of the variant (actors/worker/routing.ts).
