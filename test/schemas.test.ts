@@ -41,3 +41,21 @@ t.test('the committed JSON Schema files match the code (run npm run schemas)', a
     t.equal(readFileSync(new URL(`../schemas/json/${file}`, import.meta.url), 'utf8'), text, file);
   }
 });
+
+t.test('the JSON Schema files are valid draft-07 for a standard validator (ajv, strict), and say what JSON carries', async (t) => {
+  const { default: Ajv } = await import('ajv');
+  // strictRequired off: the one-of rule names properties defined beside it, not inside each branch (valid draft-07).
+  const ajv = new Ajv({ strict: true, strictRequired: false, allErrors: true, allowUnionTypes: true });
+  const docs = new Map([...renderSchemas()].map(([file, text]) => [file, JSON.parse(text) as Record<string, unknown>]));
+  for (const [file, doc] of docs) {
+    t.doesNotThrow(() => ajv.compile(doc), `${file} compiles`);
+    t.notMatch(JSON.stringify(doc), /"Uint8Array"/, `${file}: no non-standard type`);
+  }
+  const query = ajv.compile(docs.get('Query.schema.json')!);
+  const inputs = { image: { dtype: 'float32', shape: [1, 2], data: [0.5, 1] } };
+  const slo = { latencyMs: 20 };
+  t.ok(query({ task: 'digit-classification', slo, inputs }), 'a JSON query as the nats CLI sends it');
+  t.notOk(query({ task: 'digit-classification', model: 'cnn-small', slo, inputs }), 'task and model: refused');
+  t.notOk(query({ slo, inputs }), 'none of task, model, variant: refused');
+  t.notOk(query({ variant: 'a.b', slo, inputs: { image: { dtype: 'float32', shape: [1], data: 'AAAA' } } }), 'data must be numbers in JSON');
+});
