@@ -1,6 +1,6 @@
 // One codec for the wire: MessagePack by default, JSON when Content-Type says so; tensors <-> typed arrays.
 import { Packr } from 'msgpackr';
-import { headers as natsHeaders, type MsgHdrs } from 'nats';
+import { headers as natsHeaders, Match, type MsgHdrs } from 'nats';
 import { BYTES_PER_ELEMENT, type DType, type Tensor } from '../../schemas/tensor.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 
@@ -26,13 +26,18 @@ export function headersOf(msg: { readonly headers?: MsgHdrs }): MsgHdrs | undefi
   }
 }
 
+/** The Content-Type header, its name matched without regard to case ("content-type" from a CLI too); '' when absent. */
+export function contentType(h?: MsgHdrs): string {
+  return h?.get(CONTENT_TYPE, Match.IgnoreCase) ?? '';
+}
+
 export function isJson(h?: MsgHdrs): boolean {
-  return (h?.get(CONTENT_TYPE) ?? '').toLowerCase().startsWith(JSON_TYPE);
+  return contentType(h).toLowerCase().startsWith(JSON_TYPE);
 }
 
 /** A header carrying epoch milliseconds (deadlines, start times); absent is undefined, unreadable is BAD_REQUEST. */
 export function headerEpochMs(h: MsgHdrs | undefined, name: string): number | undefined {
-  const v = h?.get(name);
+  const v = h?.get(name, Match.IgnoreCase);
   if (!v) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InfaasError(ErrorCode.BadRequest, `header ${name} must be epoch milliseconds, got "${v.slice(0, 40)}"`);
@@ -45,8 +50,24 @@ export function decodePayload(data: Uint8Array, h?: MsgHdrs): unknown {
     if (isJson(h)) return JSON.parse(textDecoder.decode(data));
     return packr.unpack(data);
   } catch (err) {
-    throw new InfaasError(ErrorCode.MalformedMessage, `cannot decode ${isJson(h) ? 'JSON' : 'MessagePack'} payload: ${(err as Error).message}`);
+    throw new InfaasError(ErrorCode.MalformedMessage, `cannot decode ${isJson(h) ? 'JSON' : 'MessagePack'} payload: ${(err as Error).message}${contentTypeHint(data, h)}`);
   }
+}
+
+/**
+ * Why a payload may have failed to decode: the Content-Type it came with (or none), and what the
+ * bytes look like. A JSON body sent without `Content-Type: application/json` read as MessagePack
+ * and failed with only "end of buffer not reached" (issue #12).
+ */
+function contentTypeHint(data: Uint8Array, h?: MsgHdrs): string {
+  const ct = contentType(h);
+  const given = ct ? `Content-Type "${ct.slice(0, 60)}"` : 'no Content-Type header';
+  let i = 0;
+  while (i < data.length && (data[i] === 0x20 || data[i] === 0x09 || data[i] === 0x0a || data[i] === 0x0d)) i++;
+  const looksJson = data[i] === 0x7b || data[i] === 0x5b; // '{' or '['
+  if (!isJson(h) && looksJson) return ` (the message has ${given} and the payload looks like JSON: send it with the header "${CONTENT_TYPE}: ${JSON_TYPE}")`;
+  if (ct && !isJson(h) && !ct.toLowerCase().startsWith(MSGPACK_TYPE)) return ` (${given} is neither ${JSON_TYPE} nor ${MSGPACK_TYPE}: it was read as MessagePack)`;
+  return ` (${given})`;
 }
 
 export function encodePayload(value: unknown, json = false): { data: Uint8Array; headers: MsgHdrs } {
