@@ -212,6 +212,22 @@ export function warmUpWhenBusy(policy: (s: Snapshot, r: SelectionRequest) => Sel
  * priced class fits. No feasible variant: the classes of every matching profile (as before).
  */
 export function unplacedClasses(s: Snapshot, r: SelectionRequest, prices?: ReadonlyMap<string, number>): string[] {
+  // Asked for every refused query under overload: remembered per snapshot object, price list and
+  // request shape (a snapshot lives at least 100 ms; its profiles and workers do not change in place).
+  let memo = unplacedMemo.get(s);
+  if (!memo || memo.prices !== prices) unplacedMemo.set(s, memo = { prices, byShape: new Map() });
+  const key = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${r.minAccuracy}`;
+  let out = memo.byShape.get(key);
+  if (!out) {
+    if (memo.byShape.size >= 256) memo.byShape.clear();
+    memo.byShape.set(key, out = classesFor(s, r, prices));
+  }
+  return out;
+}
+
+const unplacedMemo = new WeakMap<Snapshot, { prices: ReadonlyMap<string, number> | undefined; byShape: Map<string, string[]> }>();
+
+function classesFor(s: Snapshot, r: SelectionRequest, prices?: ReadonlyMap<string, number>): string[] {
   const floor = r.variant || r.model ? 0 : r.minAccuracy;
   const mine = s.profiles.filter((p) => matches(p, r));
   const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
