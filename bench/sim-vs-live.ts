@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { readEnv } from '../cluster/config.js';
 import { startStack } from '../cluster/local.js';
-import { kvGet, kvKeys, type Stores } from '../runtime/bus/store.js';
+import { kvValues, type Stores } from '../runtime/bus/store.js';
 import { silentLogger } from '../runtime/log.js';
 import { formatTable } from '../runtime/table.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
@@ -52,13 +52,11 @@ interface Sample { cpuMs: number; hostMs: number; inferenceCpuMs: number; served
 /** One second of the live workers: process CPU, inference CPU (observed batch time x threads), queries served. */
 async function sampleFleet(stores: Stores): Promise<Sample> {
   const s: Sample = { cpuMs: 0, hostMs: 0, inferenceCpuMs: 0, served: 0, observedMs: 0, profiledMs: 0 };
-  for (const k of await kvKeys(stores.workers)) {
-    const w = (await kvGet<WorkerRecord>(stores.workers, k))?.value;
-    if (w && Date.now() - w.heartbeatAt < 5000) { s.cpuMs += w.usage.cpuCores * 1000; s.hostMs += w.usage.hostCpu * availableParallelism() * 1000; }
+  for (const w of (await kvValues<WorkerRecord>(stores.workers)).values()) {
+    if (Date.now() - w.heartbeatAt < 5000) { s.cpuMs += w.usage.cpuCores * 1000; s.hostMs += w.usage.hostCpu * availableParallelism() * 1000; }
   }
-  for (const k of await kvKeys(stores.instances)) {
-    const i = (await kvGet<InstanceRecord>(stores.instances, k))?.value;
-    if (!i || Date.now() - i.updatedAt > 5000) continue;
+  for (const i of (await kvValues<InstanceRecord>(stores.instances)).values()) {
+    if (Date.now() - i.updatedAt > 5000) continue;
     s.served += i.serviceRate;
     for (const l of i.latency) {
       s.observedMs += l.runs * l.observedMs;

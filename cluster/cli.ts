@@ -20,7 +20,7 @@ import { credentialFile, credentialsDir, ensureLocalCredentials, readCredential,
 import { ROLES, roleDescriptions, type Role } from '../subjects/access.js';
 import { registrationProgress } from './progress.js';
 import { modelsTable, variantsTable, workersTable } from './report.js';
-import { kvGet, kvKeys } from '../runtime/bus/store.js';
+import { kvValues } from '../runtime/bus/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
 import { runDemo } from './demo.js';
@@ -409,11 +409,7 @@ program.command('bench')
 program.command('workers').alias('status').description('list live workers and their instances with their states (from KV)')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
-    const read = async <T>(kv: typeof s.stores.workers) => {
-      const out: T[] = [];
-      for (const k of await kvKeys(kv)) { const v = await kvGet<T>(kv, k); if (v) out.push(v.value); }
-      return out;
-    };
+    const read = async <T>(kv: typeof s.stores.workers) => [...(await kvValues<T>(kv)).values()];
     const workers = await read<WorkerRecord>(s.stores.workers);
     if (workers.length === 0) { print('no workers (start one with: infaas worker -s URL)'); return; }
     print(workersTable(workers, await read<InstanceRecord>(s.stores.instances)));

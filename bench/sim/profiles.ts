@@ -2,7 +2,7 @@
 // dispatcher reads, through the same candidateProfiles), or a profile file exported from one.
 import type { CandidateProfile } from '../../actors/dispatcher/select-variant.js';
 import { candidateProfiles } from '../../actors/dispatcher/snapshot.js';
-import { kvGet, kvKeys, type Stores } from '../../runtime/bus/store.js';
+import { kvValues, type Stores } from '../../runtime/bus/store.js';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import type { InstanceRecord, WorkerRecord } from '../../schemas/worker.js';
 
@@ -20,20 +20,11 @@ export interface ProfileFile {
   instances: { variant: string; hardwareClass: string }[];
 }
 
-async function all<T>(kv: Stores['models']): Promise<Map<string, T>> {
-  const out = new Map<string, T>();
-  for (const k of await kvKeys(kv)) {
-    const e = await kvGet<T>(kv, k);
-    if (e) out.set(k, e.value);
-  }
-  return out;
-}
-
 /** Profiles and workers as a live system's dispatcher would see them now. */
 export async function readLiveProfiles(stores: Stores, machine: string): Promise<ProfileFile> {
   const [models, variants, profiles, workers, instances] = await Promise.all([
-    all<ModelRecord>(stores.models), all<VariantRecord>(stores.variants), all<ProfileRecord>(stores.profiles), all<WorkerRecord>(stores.workers),
-    all<InstanceRecord>(stores.instances),
+    kvValues<ModelRecord>(stores.models), kvValues<VariantRecord>(stores.variants), kvValues<ProfileRecord>(stores.profiles), kvValues<WorkerRecord>(stores.workers),
+    kvValues<InstanceRecord>(stores.instances),
   ]);
   const live = [...workers.values()].filter((w) => Date.now() - w.heartbeatAt < 30_000);
   const list = candidateProfiles(models, variants, profiles.values());

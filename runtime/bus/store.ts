@@ -122,6 +122,16 @@ export async function kvKeys(kv: KV, filter = '>'): Promise<string[]> {
   return out;
 }
 
+/** Every current value under a filter, by key (keys whose value is gone are left out). */
+export async function kvValues<T>(kv: KV, filter = '>'): Promise<Map<string, T>> {
+  const out = new Map<string, T>();
+  for (const k of await kvKeys(kv, filter)) {
+    const e = await kvGet<T>(kv, k);
+    if (e) out.set(k, e.value);
+  }
+  return out;
+}
+
 /** Deletes every key under a filter; purge drops history so nothing lingers for watchers. */
 export async function kvPurgeAll(kv: KV, filter: string): Promise<number> {
   const ks = await kvKeys(kv, filter);
