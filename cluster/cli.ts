@@ -6,15 +6,12 @@ import type { DType, TensorSpec } from '../schemas/tensor.js';
 import { DTYPES } from '../schemas/tensor.js';
 import { RegistryClient, type ModelInfo } from '../runtime/client/registry-client.js';
 import { QueryClient } from '../runtime/client/query-client.js';
-import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
-import { fmtMs, formatTable } from '../runtime/table.js';
-import type { Query } from '../schemas/query.js';
-import { loadSplit } from '../zoo/data.js';
 import { ZOO_TASK } from '../zoo/index.js';
 import { InfaasError } from '../schemas/errors.js';
 import { createLogger, type Logger } from '../runtime/log.js';
 import { exitAfterStop, STOP_BUS_MS, STOP_DRAIN_MS, StopBudget, stopSignal } from '../runtime/stopping.js';
 import { readEnv } from './config.js';
+import { checkMaxPayload } from '../runtime/bus/local-nats.js';
 import { stackAccess, startStack, type Stack } from './local.js';
 import { credentialFile, credentialsDir, ensureLocalCredentials, readCredential, serverAuthConfig, type NatsAccess } from '../runtime/bus/auth.js';
 import { ROLES, roleDescriptions, type Role } from '../subjects/access.js';
@@ -23,6 +20,10 @@ import { modelsTable, variantsTable, workersTable } from './report.js';
 import { kvValues } from '../runtime/bus/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
 import { registerZoo } from './zoo.js';
+import { parseRawInput, runQueryCommand, type QueryFlags, type RawInput } from './query-command.js';
+import { parseBatchAxisOption, parseMetricOption, parseShapeOption } from './register-options.js';
+import { addValidationSetCommand } from './validation-set-cli.js';
+import type { Metric, ProfileShape } from '../schemas/registry.js';
 import { runDemo } from './demo.js';
 import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
 import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
@@ -41,6 +42,14 @@ function parsePort(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < -1 || n > 65535) throw new InvalidArgumentError('a port number (or -1 for any free port)');
   return n;
+}
+
+/** "8MiB", "16m", "1048576": bytes for the embedded server's max payload (1 KiB to 64 MiB). */
+export function parseMaxPayload(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(k|kib|kb|m|mib|mb)?$/i.exec(v.trim());
+  const unit = m?.[2]?.toLowerCase().startsWith('k') ? 1024 : m?.[2] ? 1024 * 1024 : 1;
+  const n = m ? Math.round(Number(m[1]) * unit) : NaN;
+  try { return checkMaxPayload(n); } catch (err) { throw new InvalidArgumentError(`${(err as Error).message} (e.g. 8MiB, 512KiB or bytes)`); }
 }
 
 function parsePositive(v: string): number {
@@ -110,9 +119,10 @@ function parseBatching(v: string): BatchingMode {
 /** "image:float32:?x1x28x28" -> {name, dtype, shape}; '?' marks a dynamic (batch) dimension. */
 export function parseTensorSpec(text: string): TensorSpec {
   const [name, dtype, dims] = text.split(':');
-  if (!name || !dtype || !dims || !(DTYPES as readonly string[]).includes(dtype)) {
-    throw new InvalidArgumentError(`expected name:dtype:dims such as image:float32:?x1x28x28 (dtypes: ${DTYPES.join(', ')})`);
+  if (!name || !dtype || dims === undefined || !(DTYPES as readonly string[]).includes(dtype)) {
+    throw new InvalidArgumentError(`expected name:dtype:dims such as image:float32:?x1x28x28, or name:dtype: for a scalar (dtypes: ${DTYPES.join(', ')})`);
   }
+  if (dims === '') return { name, dtype: dtype as DType, shape: [] };
   const shape = dims.split('x').map((d) => (d === '?' || d === 'N' ? null : Number(d)));
   if (shape.some((d) => d !== null && (!Number.isInteger(d) || d < 1))) throw new InvalidArgumentError(`bad dimensions "${dims}"`);
   return { name, dtype: dtype as DType, shape };
@@ -152,7 +162,8 @@ program.command('up')
   .option('--quick', 'shorter profiling (fewer runs, 500 validation samples): for a fast look')
   .option('--models <names>', 'register only these zoo models (comma-separated)', (v) => v.split(','))
   .option('--policy <name>', policyHelp, parsePolicy, 'infaas')
-  .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[]; policy: string }) => {
+  .option('--max-payload <size>', 'largest message the embedded server takes, headers included, e.g. 16MiB (default 8MiB; bigger tensors go by reference through the Object Store: docs/query.md, "Big tensors")', parseMaxPayload)
+  .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[]; policy: string; maxPayload?: number }) => {
     const log = createLogger({ level: env.logLevel });
     const started = Date.now();
     const { policy, replicationOnly, batching, serving } = policyOptions(o.policy);
@@ -160,10 +171,10 @@ program.command('up')
       log, dataDir: env.dataDir, port: o.port, controller: true, worker: true, name: 'infaas-up', ...(policy ? { policy } : {}),
       // The fixed-variant baselines' worker replicates only (no switch to another variant); clipper's also batches by AIMD.
       ...(Object.keys(serving).length > 0 ? { serving } : {}),
-      access: access(), auth: env.natsAuth, ...(env.natsTls ? { tls: env.natsTls } : {}),
+      access: access(), auth: env.natsAuth, ...(env.natsTls ? { tls: env.natsTls } : {}), ...(o.maxPayload ? { maxPayload: o.maxPayload } : {}),
       profiler: { hardwareClass: env.hardwareClass, measure: o.quick ? { minRuns: 10, minTimeMs: 30, maxValidationSamples: 500 } : {} },
     });
-    print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats)`);
+    print(`NATS ${stack.server?.reused ? 'reused' : 'started'} at ${stack.url} (JetStream store: ${env.dataDir}/nats; max payload ${stack.server?.maxPayload ?? stack.nc.info?.max_payload} bytes)`);
     if (policy) print(`selection policy: ${o.policy} (baseline)${replicationOnly ? '; worker autoscaling: replication only' : ''}${batching !== 'work-conserving' ? `; batching: ${batching}` : ''}`);
     if (stack.server?.authRequired) print(`access control on: credentials per role in ${credentialsDir(env.dataDir)}; the nats CLI needs them: nats $(node bin/infaas.js credentials --nats-flags) ... (docs/security.md)`);
     // Armed now, so a Ctrl-C while the zoo registers stops the stack (and the embedded server) too.
@@ -204,14 +215,16 @@ program.command('up')
 program.command('nats')
   .description('run only the embedded NATS server with JetStream (foreground)')
   .option('-p, --port <port>', 'port', parsePort, env.natsPort)
-  .action(async (o: { port: number }) => {
+  .option('--max-payload <size>', 'largest message the server takes, headers included (default 8MiB)', parseMaxPayload)
+  .action(async (o: { port: number; maxPayload?: number }) => {
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     const { startLocalNats } = await import('../runtime/bus/local-nats.js');
     const s = await startLocalNats({
       storeDir: `${env.dataDir}/nats`, port: o.port, log, connect: stackAccess({ dataDir: env.dataDir, access: access(), tls: env.natsTls }, 'operator', 'nats://127.0.0.1').options,
       ...(env.natsAuth ? { auth: ensureLocalCredentials(env.dataDir) } : {}), ...(env.natsTls ? { tls: env.natsTls } : {}),
+      ...(o.maxPayload ? { maxPayload: o.maxPayload } : {}),
     });
-    print(`NATS at ${s.url}${s.reused ? ' (already running)' : ''}; Ctrl-C to stop`);
+    print(`NATS at ${s.url}${s.reused ? ' (already running)' : ''}, max payload ${s.maxPayload} bytes; Ctrl-C to stop`);
     await serveUntilStopped(log, () => s.stop());
   });
 
@@ -276,17 +289,20 @@ program.command('worker').description('run a worker (serving, variant generator,
   });
 
 program.command('register <file>')
-  .description('upload an ONNX model and register it (waits for variants and profiles)')
+  .description('upload an ONNX model and register it (waits for variants and profiles); inputs and outputs are read from the file')
   .requiredOption('--name <name>', 'model name (architecture), unique')
   .requiredOption('--task <task>', 'task, e.g. digit-classification')
   .requiredOption('--dataset <dataset>', 'dataset the model was trained on')
-  .requiredOption('--input <spec>', 'input name:dtype:dims, e.g. image:float32:?x1x28x28 (repeatable)', collect, [])
-  .requiredOption('--output <spec>', 'output name:dtype:dims, e.g. logits:float32:?x10 (repeatable)', collect, [])
-  .option('--validation <file>', 'validation set file (MessagePack {inputs, labels}; see docs/registry.md)')
-  .option('--declared-accuracy <fraction>', 'declared top-1 accuracy in [0,1] when there is no validation set', (v) => Number(v))
+  .option('--input <spec>', "override what the file says of an input: name:dtype:dims, e.g. image:float32:?x1x28x28, or name:dtype: for a scalar (repeatable; all or none)", collect, [])
+  .option('--output <spec>', 'override what the file says of an output, as --input (repeatable; all or none)', collect, [])
+  .option('--shape <input=dims>', 'a size to profile at, one sample (batch 1): x=1x3x640x640; several inputs: a=...,b=... (repeatable: several sizes); needed when inputs have dynamic sizes and no validation set fixes them', (v: string, prev: ProfileShape[]) => [...prev, parseShapeOption(v)], [] as ProfileShape[])
+  .option('--batch-axis <name=axis>', "an input or output's batch axis where the file's dimension names do not say: h=1, or scale=none (repeatable)", (v: string, prev: Record<string, number | null>) => parseBatchAxisOption(v, prev), {} as Record<string, number | null>)
+  .option('--metric <metric>', 'how accuracy is measured: top1, top5, ctc (label strings, charset in the validation set), fidelity[:argmax|iou|cosine][@threshold] (agreement with the original model, no labels) (default: from the validation set\'s labels)', parseMetricOption)
+  .option('--validation <file>', 'validation set file (MessagePack; build one with `infaas validation-set`; see docs/registry.md)')
+  .option('--declared-accuracy <fraction>', 'declared accuracy in [0,1]: without a validation set, or with --metric fidelity (variants then get declared x fidelity)', (v) => Number(v))
   .option('--submitter <who>', 'who registers it', process.env.USER ?? 'unknown')
   .option('-s, --nats <url>', 'NATS server URL')
-  .action(async (file: string, o: { name: string; task: string; dataset: string; input: TensorSpec[]; output: TensorSpec[]; validation?: string; declaredAccuracy?: number; submitter: string; nats?: string }) => {
+  .action(async (file: string, o: { name: string; task: string; dataset: string; input: TensorSpec[]; output: TensorSpec[]; shape: ProfileShape[]; batchAxis: Record<string, number | null>; metric?: Metric; validation?: string; declaredAccuracy?: number; submitter: string; nats?: string }) => {
     await withStack(o, false, false, async (stack) => {
       const client = new RegistryClient(stack.nc, stack.stores);
       const object = await client.upload(readFileSync(file), basename(file));
@@ -294,11 +310,16 @@ program.command('register <file>')
       const progress = registrationProgress();
       try {
         const info = await client.register({
-          name: o.name, task: o.task, dataset: o.dataset, framework: 'onnx', object, inputs: o.input, outputs: o.output, submitter: o.submitter,
+          name: o.name, task: o.task, dataset: o.dataset, framework: 'onnx', object, submitter: o.submitter,
+          ...(o.input.length > 0 ? { inputs: o.input } : {}), ...(o.output.length > 0 ? { outputs: o.output } : {}),
+          ...(o.shape.length > 0 ? { shapes: o.shape } : {}), ...(Object.keys(o.batchAxis).length > 0 ? { batchAxes: o.batchAxis } : {}),
+          ...(o.metric ? { metric: o.metric } : {}),
           ...(validation ? { validation: { object: validation } } : {}), ...(o.declaredAccuracy !== undefined ? { declaredAccuracy: o.declaredAccuracy } : {}),
         }, { onEvent: progress.onEvent });
         progress.done();
         print(variantsTable([info]));
+        for (const s of info.model.skipped ?? []) print(`not generated: ${s.kind}: ${s.reason}`);
+        if (info.model.batched === false) print(`served unbatched: ${info.model.unbatchedReason ?? 'its batch axes could not be established'}`);
       } finally {
         progress.done();
         await client.deleteUpload(object);
@@ -323,7 +344,7 @@ program.command('unregister <name>').description('remove a model, its variants, 
   }));
 
 program.command('query')
-  .description('send model-less queries (a zoo digit by default) and show what served them')
+  .description('send model-less queries (a zoo digit by default, or your inputs) and show what served them and what came back')
   .option('--task <task>', 'what to do (model-less)', ZOO_TASK)
   .option('--model <name>', 'a specific model instead of a task')
   .option('--variant <id>', 'a specific variant instead of a task')
@@ -331,34 +352,15 @@ program.command('query')
   .option('--accuracy <fraction>', 'minimum accuracy in [0,1]', (v) => Number(v))
   .option('--max-cost <dollars>', 'cost ceiling per query', (v) => Number(v))
   .option('--digit <n>', 'which held-out zoo digit to send', (v) => Number(v), 0)
-  .option('--inputs <file>', 'JSON file {name: {dtype, shape, data}} instead of a zoo digit')
+  .option('--inputs <file>', "JSON file {name: {dtype, shape, data: [numbers]}} instead of a zoo digit; numbers are sent as each input's dtype (default: the model's)")
+  .option('--input <name=@file>', "an input's raw little-endian bytes from a file: name=@file[:dtype[:dims]], e.g. image=@img.bin:float32:1x3x640x640 (dims may hold one ?; dtype and dims default to the model's) (repeatable)", parseRawInput, [] as RawInput[])
   .option('--count <n>', 'send this many (digits n, n+1, ...) and summarise', parsePositive, 1)
+  .option('--wait <s>', 'keep retrying retryable errors (INSTANCE_LOADING, NO_CAPACITY, ...) after their retryAfterMs for up to this long', (v) => parseNonNegative(v), 30)
+  .option('--out <file>', 'write the outputs: .json (numbers), .bin (one output\'s raw bytes) or else MessagePack; with --count, file.<n>.ext')
+  .option('--no-claim-check', 'never send tensors by reference through the Object Store: a query over the max payload fails with PAYLOAD_TOO_LARGE')
   .option('-s, --nats <url>', 'NATS server URL')
-  .action(async (o: { task: string; model?: string; variant?: string; latency: number; accuracy?: number; maxCost?: number; digit: number; inputs?: string; count: number; nats?: string }) => {
-    await withStack(o, false, false, async (stack) => {
-      const qc = new QueryClient(stack.nc);
-      const { images, labels } = o.inputs ? { images: new Float32Array(0), labels: new Int32Array(0) } : loadSplit('validation');
-      const target = o.variant ? { variant: o.variant } : o.model ? { model: o.model } : { task: o.task };
-      const slo = { latencyMs: o.latency, ...(o.accuracy !== undefined ? { minAccuracy: o.accuracy } : {}), ...(o.maxCost !== undefined ? { maxCostPerQuery: o.maxCost } : {}) };
-      const rows: (string | number)[][] = [];
-      let correct = 0;
-      for (let k = 0; k < o.count; k++) {
-        const i = (o.digit + k) % Math.max(1, labels.length);
-        const inputs = o.inputs ? JSON.parse(readFileSync(o.inputs, 'utf8')) as Query['inputs']
-          : { image: arrayToTensor('float32', [1, 1, 28, 28], images.slice(i * 784, (i + 1) * 784)) };
-        const started = performance.now();
-        const a = await qc.query({ id: `cli-${k}`, ...target, inputs, slo });
-        const ms = performance.now() - started;
-        const out = Object.values(a.outputs)[0];
-        const values = Array.from(tensorToArray(out) as Float32Array);
-        const predicted = values.indexOf(Math.max(...values));
-        if (!o.inputs && predicted === labels[i]) correct++;
-        rows.push([k, a.model, a.variant.slice(a.model.length + 1), a.worker, a.hardwareClass, fmtMs(ms), fmtMs(a.timings.inferenceMs), `$${a.cost.toExponential(2)}`,
-          o.inputs ? predicted : `${predicted} (label ${labels[i]})`]);
-      }
-      print(formatTable(['#', 'model', 'variant', 'worker', 'class', 'client ms', 'inference ms', 'cost', 'answer'], rows));
-      if (!o.inputs && o.count > 1) print(`${correct}/${o.count} correct`);
-    });
+  .action(async (o: QueryFlags & { nats?: string }) => {
+    await withStack(o, false, false, (stack) => runQueryCommand(stack, o, print, (line) => process.stderr.write(`${line}\n`)));
   });
 
 program.command('bench')
@@ -446,6 +448,8 @@ program.command('credentials [role]')
     print(`  a process: INFAAS_NATS_CREDENTIALS=${file}  or  --credentials ${file}`);
     print(`  nats CLI:  nats $(node bin/infaas.js credentials ${r} --nats-flags) ...`);
   });
+
+addValidationSetCommand(program, print);
 
 export async function main(argv = process.argv): Promise<void> {
   try {

@@ -51,6 +51,8 @@ export interface StackOptions {
   auth?: boolean;
   /** The embedded server serves TLS only, with this certificate and key. */
   tls?: { certFile: string; keyFile: string };
+  /** The embedded server's max payload in bytes (default DEFAULT_MAX_PAYLOAD, 8 MiB; runtime/bus/local-nats.ts). */
+  maxPayload?: number;
 }
 
 /** What this stack presents to the server at `url` (see StackOptions.access). */
@@ -69,6 +71,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const access = stackAccess(o, role, o.natsUrl ?? 'nats://127.0.0.1');
   const server = o.natsUrl ? undefined : await startLocalNats({
     storeDir: join(o.dataDir, 'nats'), port: o.port, log: o.log, connect: access.options, ...(users ? { auth: users } : {}), ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
   });
   const url = o.natsUrl ?? server!.url;
   const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who });

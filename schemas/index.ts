@@ -1,5 +1,5 @@
 // The wire types and their validators; `allSchemas` is what schemas/export.ts writes as JSON Schema.
-import { Tensor, TensorSpec, DType } from './tensor.js';
+import { Tensor, TensorSpec, DType, BlobRef, TensorRef, WireTensor } from './tensor.js';
 import {
   RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest, NameRequest,
   GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply,
@@ -14,7 +14,7 @@ export * from './worker.js';
 export { validate, isValid } from './validate.js';
 
 export const allSchemas = {
-  DType, Tensor, TensorSpec, RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest,
+  DType, Tensor, TensorRef, BlobRef, WireTensor, TensorSpec, RegisterRequest, ModelRecord, VariantRecord, ProfileRecord, ModelsRequest,
   NameRequest, GenerateRequest, GenerateReply, RegistryEvent, ErrorReply, RegisterReply, Query, QueryResult, Slo,
   WorkerRecord, InstanceRecord, LoadRequest, UnloadRequest, EmptyRequest, InferRequest, WorkerEvent,
 } as const;

@@ -1,6 +1,6 @@
 // Data-plane wire types: model-less queries and their results (MessagePack by default, JSON accepted).
 import { Type, type Static } from '@sinclair/typebox';
-import { NamedTensors, Tensor } from './tensor.js';
+import { NamedWireTensors, type Tensor } from './tensor.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
 
@@ -23,7 +23,8 @@ export type Slo = Static<typeof Slo>;
 export const Query = Type.Object(
   {
     id: Type.Optional(Type.String({ maxLength: 128 })),
-    inputs: NamedTensors,
+    /** Each inline, or by reference to the blobs bucket when too big for one message (docs/query.md, "Big tensors"). */
+    inputs: NamedWireTensors,
     task: Type.Optional(Name),
     model: Type.Optional(Name),
     variant: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' })),
@@ -38,7 +39,8 @@ export type Query = Static<typeof Query>;
 export const QueryResult = Type.Object(
   {
     id: Type.Optional(Type.String()),
-    outputs: Type.Record(Type.String(), Tensor),
+    /** Each inline, or by reference to the blobs bucket when the answer would not fit in one message. */
+    outputs: NamedWireTensors,
     model: Name,
     variant: Type.String(),
     worker: Type.String(),
@@ -50,4 +52,7 @@ export const QueryResult = Type.Object(
   },
   { $id: 'QueryResult', additionalProperties: false },
 );
-export type QueryResult = Static<typeof QueryResult>;
+/** An answer as it crosses the wire: an output may be a reference to the blobs bucket. */
+export type WireQueryResult = Static<typeof QueryResult>;
+/** An answer as an instance produces it and QueryClient returns it: every output inline. */
+export type QueryResult = Omit<WireQueryResult, 'outputs'> & { outputs: Record<string, Tensor> };

@@ -1,5 +1,7 @@
-// Tensor wire types: {dtype, shape, data}; data is raw little-endian bytes (MessagePack) or numbers (JSON).
+// Tensor wire types: {dtype, shape, data}; data is raw little-endian bytes (MessagePack) or numbers
+// (JSON); or {dtype, shape, ref} when the bytes wait in the blobs Object Store bucket (claim check).
 import { Type, type Static } from '@sinclair/typebox';
+import { buckets } from '../subjects/index.js';
 
 export const DTYPES = ['float32', 'float64', 'int8', 'uint8', 'int32', 'int64'] as const;
 export const DType = Type.Union(DTYPES.map((d) => Type.Literal(d)), { $id: 'DType' });
@@ -22,18 +24,67 @@ export const Tensor = Type.Object(
 export type Tensor = Static<typeof Tensor>;
 
 /**
+ * Where a tensor's raw little-endian bytes wait in the blobs Object Store bucket (claim check): for
+ * tensors beyond the bus's max payload. `bytes` is the object's size, shape x dtype.
+ */
+export const BlobRef = Type.Object(
+  {
+    /** The only bucket a reference may name; absent means it. */
+    bucket: Type.Optional(Type.Literal(buckets.blobs)),
+    object: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' }),
+    bytes: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
+  },
+  { $id: 'BlobRef', additionalProperties: false },
+);
+export type BlobRef = Static<typeof BlobRef>;
+
+/**
+ * A tensor sent by reference: dtype and shape travel in the message (a dispatcher predicts latency
+ * from them without the bytes), the bytes wait in the blobs bucket.
+ */
+export const TensorRef = Type.Object(
+  {
+    dtype: DType,
+    shape: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 8 }),
+    ref: BlobRef,
+  },
+  { $id: 'TensorRef', additionalProperties: false },
+);
+export type TensorRef = Static<typeof TensorRef>;
+
+/** A tensor as queries and answers carry it: inline bytes (or numbers), or a reference. */
+export const WireTensor = Type.Union([Tensor, TensorRef], { $id: 'WireTensor' });
+export type WireTensor = Static<typeof WireTensor>;
+
+export function isTensorRef(t: WireTensor): t is TensorRef {
+  return (t as Partial<TensorRef>).ref !== undefined;
+}
+
+/**
  * Named tensors (a query's inputs): names of 1-128 characters without line breaks. TypeBox checks a
  * record's values only under keys its key pattern matches; additionalProperties:false refuses the
  * rest, so a name with a newline cannot carry an unchecked value (found by test/fuzz.test.ts).
  */
 export const NamedTensors = Type.Record(Type.String({ pattern: '^.{1,128}$' }), Tensor, { additionalProperties: false });
 
-/** A declared model input or output; null marks a dynamic dimension (the batch). */
+/** Named tensors on the wire, each inline or by reference (query inputs, answer outputs). */
+export const NamedWireTensors = Type.Record(Type.String({ pattern: '^.{1,128}$' }), WireTensor, { additionalProperties: false });
+
+/**
+ * A declared model input or output; null marks a dynamic dimension (the batch, or a size such as an
+ * image's height). An empty shape is a scalar.
+ */
 export const TensorSpec = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 128 }),
     dtype: DType,
-    shape: Type.Array(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]), { minItems: 1, maxItems: 8 }),
+    shape: Type.Array(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]), { maxItems: 8 }),
+    /**
+     * The axis queries are batched on: 0 for most exports, 1 for a recurrent state [2, batch, 128],
+     * null for a tensor that has none (a scalar or per-call setting, shared by a batch only when
+     * every query gives the same value). Absent: axis 0 (records written before batch axes existed).
+     */
+    batchAxis: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 7 }), Type.Null()])),
   },
   { $id: 'TensorSpec', additionalProperties: false },
 );

@@ -1,7 +1,7 @@
 // Worker wire types: the worker record and instance stats in KV, control requests, forwarded
 // inference requests and the worker's events. Control plane JSON; inference MessagePack by default.
 import { Type, type Static } from '@sinclair/typebox';
-import { NamedTensors } from './tensor.js';
+import { NamedWireTensors } from './tensor.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
 const VariantId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
@@ -119,7 +119,8 @@ export const InferRequest = Type.Object(
   {
     id: Type.Optional(Type.String({ maxLength: 128 })),
     variant: VariantId,
-    inputs: NamedTensors,
+    /** Inline, or by reference to the blobs bucket (the worker fetches them before inference). */
+    inputs: NamedWireTensors,
     /** Publish the answer here instead of replying; must start with "infaas.results.". */
     resultSubject: Type.Optional(Type.String({ pattern: '^infaas\\.results\\.[A-Za-z0-9_.-]+$', maxLength: 256 })),
     /** Start an instance of the variant if none is loaded (the dispatcher counted its load time). */

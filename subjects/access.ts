@@ -1,7 +1,7 @@
 // Who may publish and subscribe to what: the NATS permissions of each role, built from the same
 // names as everything else. runtime/bus/auth.ts turns them into nats-server users; docs/security.md
 // explains them. Derived from what each actor does on the bus (a traced run of a full stack).
-import { PREFIX, buckets, checkToken, queueGroups, services, subjects } from './index.js';
+import { PREFIX, buckets, checkToken, objectStoreBuckets, queueGroups, services, subjects } from './index.js';
 
 export const ROLES = ['client', 'worker', 'controller', 'operator', 'stack'] as const;
 export type Role = (typeof ROLES)[number];
@@ -39,7 +39,7 @@ export function isAnswerSubject(subject: string): boolean {
 }
 
 /** JetStream streams behind the buckets: KV_<bucket>, and OBJ_<bucket> for the Object Store. */
-const STREAMS = Object.entries(buckets).map(([k, b]) => (k === 'repository' ? `OBJ_${b}` : `KV_${b}`));
+const STREAMS = Object.values(buckets).map((b) => (objectStoreBuckets.includes(b) ? `OBJ_${b}` : `KV_${b}`));
 
 /** JetStream API a reader of KV buckets and the Object Store uses (gets, watches, lists, flow control). */
 function jsRead(): string[] {
@@ -64,6 +64,18 @@ function repoWrite(): string[] {
   return [`$O.${buckets.repository}.>`, `$JS.API.STREAM.PURGE.OBJ_${buckets.repository}`];
 }
 
+/**
+ * Claim check (docs/query.md, "Big tensors"): put, read and delete tensors in the blobs bucket and
+ * nothing else of JetStream. A client opens the bucket without the $JS.API.INFO check (QueryClient
+ * does), so it never learns of, or reaches, any other stream.
+ */
+function blobAccess(): string[] {
+  const s = `OBJ_${buckets.blobs}`;
+  return [`$O.${buckets.blobs}.>`, `$JS.API.STREAM.PURGE.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.INFO.${s}`,
+    `$JS.API.STREAM.MSG.GET.${s}`, `$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`,
+    `$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.INFO.${s}.>`, `$JS.API.CONSUMER.DELETE.${s}.>`, `$JS.FC.${s}.>`];
+}
+
 /** A micro service's own discovery subjects ($SRV.PING, $SRV.INFO.<name>, $SRV.STATS.<name>.<id>). */
 function serviceDiscovery(...names: string[]): string[] {
   return ['$SRV.*', ...names.flatMap((n) => [`$SRV.*.${n}`, `$SRV.*.${n}.*`])];
@@ -82,7 +94,7 @@ function worker(user: string): Permissions {
   return {
     publish: {
       allow: [EVERYONES_INBOX, ALL_RESULTS, subjects.allAcks, subjects.events.allWorkers, subjects.events.allModels,
-        ...jsRead(), ...jsCreate(), ...kvWrite(buckets.workers, buckets.instances, buckets.profiles), ...repoWrite()],
+        ...jsRead(), ...jsCreate(), ...kvWrite(buckets.workers, buckets.instances, buckets.profiles), ...repoWrite(), ...blobAccess()],
     },
     subscribe: {
       allow: [`${ALL_WORKERS} ${MICRO_DEFAULT_QUEUE}`, `${PROFILER} ${queueGroups.profiler}`, ...serviceDiscovery(services.worker, services.profiler), `${inboxPrefixOf(user)}.>`],
@@ -105,7 +117,7 @@ function controller(user: string): Permissions {
 
 function client(user: string): Permissions {
   return {
-    publish: { allow: [subjects.query] },
+    publish: { allow: [subjects.query, ...blobAccess()] },
     subscribe: { allow: [`${inboxPrefixOf(user)}.>`, `${resultsPrefixOf(user)}>`] },
   };
 }

@@ -120,7 +120,15 @@ export const buckets = {
   leases: 'infaas_leases',
   /** Object Store: model files, variant files, validation sets, user uploads. */
   repository: 'infaas_repo',
+  /**
+   * Object Store: tensors too big for one message (claim check), named by a random token; the
+   * bucket's TTL drops what nobody deleted (a client that died, an answer nobody read).
+   */
+  blobs: 'infaas_blobs',
 } as const;
+
+/** Buckets that are Object Stores (stream OBJ_<bucket>); the rest are KV (stream KV_<bucket>). */
+export const objectStoreBuckets: readonly string[] = [buckets.repository, buckets.blobs];
 
 export const keys = {
   model: (model: string) => checkToken('model', model),
@@ -140,6 +148,8 @@ export const objects = {
   variant: (model: string, file: string) => `variants/${checkToken('model', model)}/${checkToken('variant file', file)}.onnx`,
   ownedBy: (model: string) => [`models/${checkToken('model', model)}/`, `variants/${model}/`],
   upload: (id: string) => `uploads/${checkToken('upload id', id)}`,
+  /** A tensor in the blobs bucket: a bare token, so a reference names nothing else. */
+  blob: (id: string) => checkToken('blob id', id),
 } as const;
 
 export function checkVariantId(id: string): string {

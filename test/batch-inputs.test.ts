@@ -50,7 +50,7 @@ t.test('each problem with a query is INVALID_INPUT with a message naming it', as
     ['numbers do not match shape', () => checkInputs({ image: { dtype: 'float32', shape: [1, 1, 28, 28], data: [1, 2, 3] } }, [IMAGE], 8),
       /input image: shape \[1,1,28,28\] needs 784 numbers, got 3/],
     ['rows disagree', () => checkInputs({ image: image(2), mask: { dtype: 'uint8', shape: [3, 4], data: new Uint8Array(12) } }, two, 8),
-      /inputs disagree on the number of rows \(dim 0\): image has 2, mask has 3/],
+      /inputs disagree on the number of rows \(their batch axes\): image has 2, mask has 3 \(dim 0\)/],
   ];
   for (const [what, fn, message] of cases) t.throws(fn, { name: 'InfaasError', code: 'INVALID_INPUT', message }, what);
 });
@@ -59,7 +59,7 @@ function checked(rows: number, seed: number): CheckedInputs {
   return checkInputs({ image: image(rows, seed) }, [IMAGE], 8);
 }
 
-/** A stand-in model: logits[r] = [sum of row r, r] and a per-batch scalar that splitOutputs must not split. */
+/** A stand-in model: logits[r] = [sum of row r, r]. */
 function fakeRun(feeds: Record<string, Feed>): Record<string, Feed> {
   const x = feeds.image.data as Float32Array;
   const n = feeds.image.dims[0];
@@ -68,7 +68,7 @@ function fakeRun(feeds: Record<string, Feed>): Record<string, Feed> {
     logits[r * 2] = x.subarray(r * ROW, (r + 1) * ROW).reduce((a, b) => a + b, 0);
     logits[r * 2 + 1] = r;
   }
-  return { logits: { dtype: 'float32', dims: [n, 2], data: logits }, steps: { dtype: 'int32', dims: [1], data: Int32Array.of(42) } };
+  return { logits: { dtype: 'float32', dims: [n, 2], data: logits } };
 }
 
 function values(t: Tensor): number[] {
@@ -94,8 +94,6 @@ for (const rowCounts of [[3], [1, 4], [2, 1, 3]]) {
       const want = values(alone.logits);
       // The sums match; the second column is the row's index in whatever batch it ran in.
       t.same(got.filter((_, k) => k % 2 === 0), want.filter((_, k) => k % 2 === 0), `part ${i} logits`);
-      t.same(out[i].steps.shape, [1], 'a per-batch output goes whole to every part');
-      t.same(values(out[i].steps), [42]);
     });
   });
 }

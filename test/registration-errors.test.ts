@@ -53,7 +53,12 @@ t.test('bad registrations', async (t) => {
         { dtype: 'int32', shape: [1], data: new Uint8Array(Int32Array.of(12).buffer) })) },
     }), 'VALIDATION_SET_INVALID', /label 12/],
     ['a missing validation object', async () => base({ validation: { object: 'uploads/missing' } }), 'OBJECT_NOT_FOUND', /validation set/],
-    ['both a validation set and a declared accuracy', async () => base({ declaredAccuracy: 0.9 }), 'BAD_REQUEST', /exactly one/],
+    ['a labelled metric with a declared accuracy', async () => base({ declaredAccuracy: 0.9, metric: { kind: 'top1' } }), 'BAD_REQUEST', /goes with metric fidelity/],
+    ['neither a validation set nor a declared accuracy', async () => { const { validation: _, ...r } = await base({}); return r; }, 'BAD_REQUEST', /give a validation set/],
+    ['a metric without a validation set', async () => { const { validation: _, ...r } = await base({ declaredAccuracy: 0.9, metric: { kind: 'top5' } }); return r; }, 'BAD_REQUEST', /needs a validation set/],
+    ['ctc on integer labels', async () => base({ metric: { kind: 'ctc' } }), 'VALIDATION_SET_INVALID', /./],
+    ['a metric output that is not an output', async () => base({ metric: { kind: 'top1', output: 'nope' } }), 'BAD_REQUEST', /"nope" is not an output/],
+    ['a batch axis on a fixed dimension', async () => base({ batchAxes: { image: 1 } }), 'SIGNATURE_MISMATCH', /batch axis 1 of input image \[\?,1,28,28\] has the fixed size 1/],
     ['an invalid model name', async () => base({ name: 'has.dot' }), 'BAD_REQUEST', /\/name/],
   ];
   for (const [what, make, code, message] of cases) {

@@ -1,7 +1,7 @@
 // Pure lifecycle tests of the registration machine: fake effects, no server.
 import t from 'tap';
 import { createActor, fromPromise, initialTransition, waitFor } from 'xstate';
-import { registrationMachine } from '../actors/registrar/machine.js';
+import { generatedMessage, registrationMachine } from '../actors/registrar/machine.js';
 import type { ModelRecord, RegisterRequest, VariantRecord } from '../schemas/registry.js';
 
 const request = { name: 'm', task: 't' } as RegisterRequest;
@@ -16,7 +16,7 @@ function run(overrides: Partial<Record<'validate' | 'generate' | 'awaitProfiles'
   const machine = registrationMachine.provide({
     actors: {
       validate: fake('validate', overrides.validate, model) as never,
-      generate: fake('generate', overrides.generate, variants) as never,
+      generate: fake('generate', overrides.generate, { variants, skipped: [] }) as never,
       awaitProfiles: fake('awaitProfiles', overrides.awaitProfiles, { hardwareClass: 'c', profiled: 2, unsupported: 0 }) as never,
       complete: fake('complete', overrides.complete, { ...model, status: 'registered' }) as never,
       rollback: fake('rollback', overrides.rollback) as never,
@@ -24,7 +24,7 @@ function run(overrides: Partial<Record<'validate' | 'generate' | 'awaitProfiles'
     actions: {
       accept: () => { calls.push('accept'); },
       reject: (_, p) => { calls.push(`reject:${p.error.code}`); },
-      report: (_, p) => { calls.push(`event:${p.type}`); },
+      report: (_, p) => { calls.push(`event:${p.type}`); if (p.type === 'variants.generated') calls.push(`message:${p.message}`); },
     },
   });
   const actor = createActor(machine, { input: { request } });
@@ -44,8 +44,16 @@ t.test('a good registration goes validating -> generating -> profiling -> regist
   t.equal(s.value, 'registered');
   t.same(s.output, { status: 'registered', model: { ...model, status: 'registered' }, variants });
   t.same([...new Set(states)], ['validating', 'generating', 'profiling', 'completing', 'registered']);
-  t.same(calls.filter((c) => !c.startsWith('event:')), ['validate', 'accept', 'generate', 'awaitProfiles', 'complete']);
+  t.same(calls.filter((c) => !c.startsWith('event:') && !c.startsWith('message:')), ['validate', 'accept', 'generate', 'awaitProfiles', 'complete']);
   t.ok(calls.includes('event:registration.completed'));
+  t.ok(calls.includes('message:2 variants generated'));
+});
+
+t.test('variant kinds not generated are named with their reasons', async (t) => {
+  t.equal(
+    generatedMessage({ variants, skipped: [{ kind: 'int8-static', reason: 'no validation set to calibrate on' }] }),
+    '2 variants generated; not generated: int8-static (no validation set to calibrate on)',
+  );
 });
 
 t.test('a refused request is answered with its code and needs no rollback', async (t) => {

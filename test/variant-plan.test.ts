@@ -13,6 +13,14 @@ t.test('the default grid is precision x opt level x batch cap x threads', async 
   t.ok(vs.some((v) => v.maxBatch === 32) && vs.some((v) => v.maxBatch === 1));
 });
 
+t.test('static int8 variants exist only at optimisation level all, where ORT fuses Q/DQ', async (t) => {
+  const vs = planVariants(model, defaultGeneratorOptions, { ...files, 'int8-static': { object: 'variants/m/int8-static.onnx', sizeBytes: 110 } }, 'now');
+  const stat = vs.filter((v) => v.precision === 'int8-static');
+  t.equal(stat.length, 3 * 2, 'batch caps x threads at one level');
+  t.ok(stat.every((v) => v.optLevel === 'all' && v.sizeBytes === 110));
+  t.equal(vs.length, 2 * 2 * 3 * 2 + 3 * 2);
+});
+
 t.test('no int8 file means no int8 variants', async (t) => {
   const vs = planVariants(model, defaultGeneratorOptions, { fp32: files.fp32 }, 'now');
   t.ok(vs.every((v) => v.precision === 'fp32'));

@@ -84,7 +84,7 @@ function narrowing(pick: (s: Snapshot, r: SelectionRequest, atFloor: CandidatePr
 
 /** The lowest-latency variant at the accuracy floor (INFaaS's "always the fastest" baseline); cost ignored. */
 export const fastestVariant: SelectionPolicy = narrowing((_s, r, ps) =>
-  lowest(ps.filter((p) => latencyFor(p, r.batch) !== undefined), (p) => [latencyFor(p, r.batch)!]));
+  lowest(ps.filter((p) => latencyFor(p, r.batch, r.elements) !== undefined), (p) => [latencyFor(p, r.batch, r.elements)!]));
 
 /** Cheapest worker price per thread-hour of each hardware class (Infinity when none of its workers is up). */
 function classPrices(s: Snapshot): Map<string, number> {
@@ -96,8 +96,8 @@ function classPrices(s: Snapshot): Map<string, number> {
 /** The lowest-cost variant at the accuracy floor ("always the cheapest" baseline); latency objective ignored. */
 export const cheapestVariant: SelectionPolicy = narrowing((s, r, ps) => {
   const prices = classPrices(s);
-  return lowest(ps.filter((p) => latencyFor(p, r.batch) !== undefined), (p) => {
-    const ms = latencyFor(p, r.batch)!;
+  return lowest(ps.filter((p) => latencyFor(p, r.batch, r.elements) !== undefined), (p) => {
+    const ms = latencyFor(p, r.batch, r.elements)!;
     // No worker of the class: rank it last, by core-time, so that a cluster with none still answers.
     return [costPerQuery((prices.get(p.hardwareClass) ?? Infinity) * p.threads, ms, r.batch), p.threads * ms, ms];
   });

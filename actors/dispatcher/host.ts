@@ -8,7 +8,7 @@ import { Query } from '../../schemas/query.js';
 import { validate } from '../../schemas/validate.js';
 import type { InferRequest } from '../../schemas/worker.js';
 import type { AcceptedQuery } from '../worker/inference.js';
-import { headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
+import { buckets, headerNames, queueGroups, services, subjects } from '../../subjects/index.js';
 import { isAnswerSubject } from '../../subjects/access.js';
 import { ClusterView } from '../../runtime/views/cluster-view.js';
 import { CONTENT_TYPE, JSON_TYPE, MSGPACK_TYPE, decodePayload, encodeErrorReply, encodeJson, headerEpochMs, headersOf, isJson } from '../../runtime/bus/codec.js';
@@ -16,9 +16,13 @@ import { ErrorCode, InfaasError, toInfaasError, headerSafe } from '../../schemas
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
+import { FORWARD_HEADROOM_BYTES, maxPayloadOf } from '../../runtime/bus/blobs.js';
 import { dispatcherMachine } from './machine.js';
 import { BUSY_CHECK_MS, DEAR_CHECK_MS, selectVariant, unplacedClasses, warmUpCheaper, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
 import { SnapshotBuilder } from './snapshot.js';
+import { sampleElements } from '../instance/latency.js';
+import { queryRows, servingSpecs } from '../../runtime/onnx/batch-axes.js';
+import type { TensorSpec } from '../../schemas/tensor.js';
 
 export interface DispatcherOptions {
   /**
@@ -35,6 +39,7 @@ export interface DispatcherOptions {
   pathAheadMs: number;
   /** Publish one selection in this many on infaas.events.dispatcher (0: none). */
   auditEvery: number;
+  /** Queries bigger than this are refused; default no limit of our own (the server's max payload, less FORWARD_HEADROOM_BYTES). */
   maxRequestBytes: number;
 }
 
@@ -71,7 +76,7 @@ const WARM_UP_MS = 5000;
 /** selectVariant's reason when feasible variants exist but no worker has room for one in time. */
 const ROOM = 'no worker can run a feasible variant in time';
 
-export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, pathAheadMs: 1, auditEvery: 100, maxRequestBytes: 1024 * 1024 });
+export const defaultDispatcherOptions: DispatcherOptions = Object.freeze({ pathOverheadMs: 2, pathAheadMs: 1, auditEvery: 100, maxRequestBytes: Infinity });
 
 /** The selection policy; swap it for a baseline or an experiment. */
 export type SelectionPolicy = (snapshot: Snapshot, request: SelectionRequest) => Selection;
@@ -126,6 +131,25 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     return tasks;
   };
 
+  // Input specs (batch axes as the instance serves them) per model and per task (its first
+  // registered model's: a task's models take the same inputs), rebuilt when the registry changes.
+  let inputSpecs = new Map<string, readonly TensorSpec[]>();
+  registry.onChange(() => { inputSpecs = new Map(); });
+  /** The model's input specs as its instances serve them (batch axes): rows and elements are counted by them. */
+  const specsOf = (q: Query): readonly TensorSpec[] => {
+    const model = q.model ?? (q.variant !== undefined ? registry.variants.get(q.variant)?.model : undefined);
+    const key = model !== undefined ? `m:${model}` : `t:${q.task}`;
+    let specs = inputSpecs.get(key);
+    if (!specs) {
+      let m = model !== undefined ? registry.models.get(model) : undefined;
+      if (model === undefined) for (const x of registry.models.values()) if (x.status === 'registered' && x.task === q.task) { m = x; break; }
+      inputSpecs.set(key, specs = m ? servingSpecs(m).inputs : []);
+    }
+    return specs;
+  };
+  /** The query's input elements per sample, from its shapes only: selection predicts latency at its size. */
+  const elementsOf = (q: Query): number => sampleElements(q.inputs, specsOf(q));
+
   const known = (q: Query): void => {
     const named = (q.task !== undefined ? 1 : 0) + (q.model !== undefined ? 1 : 0) + (q.variant !== undefined ? 1 : 0);
     if (named !== 1) throw new InfaasError(ErrorCode.BadRequest, 'a query names exactly one of task, model or variant');
@@ -153,15 +177,18 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     try {
       const h = headersOf(msg);
       json = isJson(h);
-      if (msg.data.length > options.maxRequestBytes) {
-        throw new InfaasError(ErrorCode.PayloadTooLarge, `query is ${msg.data.length} bytes; at most ${options.maxRequestBytes}`);
+      // Forwarded untouched plus routing headers: a query must leave them room under the max payload.
+      const limit = Math.min(options.maxRequestBytes, maxPayloadOf(nc) - FORWARD_HEADROOM_BYTES);
+      if (msg.data.length > limit) {
+        throw new InfaasError(ErrorCode.PayloadTooLarge, `query is ${msg.data.length} bytes; at most ${limit} (the bus's max payload less room for routing headers): send big tensors by reference through the Object Store bucket ${buckets.blobs}, as QueryClient does (docs/query.md, "Big tensors")`, { bytes: msg.data.length, limit });
       }
       const q = validate(Query, decodePayload(msg.data, h), 'query');
       resultSubject = q.resultSubject;
       known(q);
-      const first = Object.values(q.inputs)[0];
-      const batch = first?.shape[0] ?? 0;
-      if (!first || !Number.isInteger(batch) || batch < 1) throw new InfaasError(ErrorCode.InvalidInput, 'a query needs at least one input with at least one row (dim 0)');
+      // Rows on the model's batch axes (a recurrent state [2, batch, 128] counts dim 1; a model
+      // served unbatched counts one); the instance checks the tensors themselves.
+      const batch = Object.keys(q.inputs).length === 0 ? 0 : queryRows(q.inputs, specsOf(q));
+      if (!Number.isInteger(batch) || batch < 1) throw new InfaasError(ErrorCode.InvalidInput, 'a query needs at least one input with at least one row on its batch axis');
       // A client may pass an absolute deadline of its own (propagated from upstream): the earlier wins.
       const deadline = Math.min(receivedAt + q.slo.latencyMs, headerEpochMs(h, headerNames.deadline) ?? Infinity);
       const startedAt = headerEpochMs(h, headerNames.start) ?? receivedAt;
@@ -186,6 +213,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
       batch: c.batch, latencyMs: Math.min(q.slo.latencyMs - options.pathOverheadMs, budgetMs - options.pathAheadMs), minAccuracy: q.slo.minAccuracy ?? 0, now,
       ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
+      elements: elementsOf(q),
     };
     const snap = builder.snapshot(now);
     let sel = policy(snap, request);

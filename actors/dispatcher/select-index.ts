@@ -20,7 +20,11 @@ interface Chains { readonly first: ReadonlyMap<string, number>; readonly next: I
  * changed in place needs a new snapshot object (replaced or resized collections are noticed).
  */
 export interface SnapshotIndex {
-  readonly profiles: { readonly byTask: Chains; readonly byModel: Chains; readonly byVariant: Chains; readonly length: number };
+  readonly profiles: {
+    readonly byTask: Chains; readonly byModel: Chains; readonly byVariant: Chains; readonly length: number;
+    /** Some profile has latency per input size: only then does a request's `elements` change what is feasible. */
+    readonly sized: boolean;
+  };
   readonly cluster: {
     /** variant id -> hardware class -> positions in `instances`, ascending. */
     readonly instancesAt: ReadonlyMap<string, ReadonlyMap<string, readonly number[]>>;
@@ -50,7 +54,7 @@ function indexProfiles(profiles: readonly CandidateProfile[]): SnapshotIndex['pr
   if (cached && cached.length === profiles.length) return cached;
   const index = {
     byTask: chain(profiles, (p) => p.task), byModel: chain(profiles, (p) => p.model),
-    byVariant: chain(profiles, (p) => p.variantId), length: profiles.length,
+    byVariant: chain(profiles, (p) => p.variantId), length: profiles.length, sized: profiles.some((p) => (p.sizes?.length ?? 0) > 0),
   };
   profileIndexes.set(profiles, index);
   return index;
@@ -100,7 +104,7 @@ export function indexSnapshot(s: Snapshot): SnapshotIndex {
 
 interface Feasible { feasible: CandidateProfile[]; feasibleMs: number[]; matched: number; lowest?: number; highest?: number }
 
-/** Per profile index: the feasible profiles per request shape (what a task, floor, batch and objective admit). */
+/** Per profile index: the feasible profiles per request shape (what a task, floor, batch, objective and input size admit). */
 const feasibleMemo = new WeakMap<SnapshotIndex['profiles'], Map<string, Feasible>>();
 
 /**
@@ -108,12 +112,15 @@ const feasibleMemo = new WeakMap<SnapshotIndex['profiles'], Map<string, Feasible
  * floor), and what the infeasible answer reports. A function of the profiles and the request only,
  * so it is remembered per profile index and request shape: most queries repeat a few shapes, and
  * this pass over every matching profile was most of a decision's time (measured by the trace
- * simulator's profile). Bounded: the memo starts over past 1,024 shapes.
+ * simulator's profile). Bounded: the memo starts over past 1,024 shapes. The query's input
+ * size is part of the shape, exactly (not bucketed, so the scan and the index predict the same),
+ * where some profile has sizes: queries come in a few sizes (images at a handful of resolutions);
+ * sizes that vary continuously miss the memo and pay the pass.
  */
 function feasibleFor(profiles: readonly CandidateProfile[], px: SnapshotIndex['profiles'], r: SelectionRequest, floor: number): Feasible {
   let memo = feasibleMemo.get(px);
   if (!memo) feasibleMemo.set(px, memo = new Map());
-  const mkey = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${floor}`;
+  const mkey = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${floor}\u0000${px.sized ? r.elements ?? '' : ''}`;
   const hit = memo.get(mkey);
   if (hit) return hit;
   const [chains, key] = r.variant ? [px.byVariant, r.variant] : r.model ? [px.byModel, r.model] : [px.byTask, r.task];
@@ -124,7 +131,7 @@ function feasibleFor(profiles: readonly CandidateProfile[], px: SnapshotIndex['p
   for (let i = key === undefined ? -1 : chains.first.get(key) ?? -1; i >= 0; i = chains.next[i]) {
     const p = profiles[i];
     matched++;
-    const ms = latencyFor(p, r.batch);
+    const ms = latencyFor(p, r.batch, r.elements);
     if (ms === undefined || !(ms <= r.latencyMs)) {
       if (p.accuracy >= floor && ms !== undefined) lowest = lowest === undefined ? ms : Math.min(lowest, ms);
       continue;

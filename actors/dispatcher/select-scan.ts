@@ -34,7 +34,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
     for (const p of byClass.get(w.hardwareClass) ?? []) {
       // Cores are shared by a worker's instances; memory is what a load must find.
       if (p.peakMemoryBytes > w.freeMemoryBytes) continue;
-      const ms = latencyFor(p, r.batch)!;
+      const ms = latencyFor(p, r.batch, r.elements)!;
       if (!r.ignoreLoadTime && p.loadMs + ms > r.latencyMs) continue;
       const cost = costPerQuery(w.pricePerThreadHour * p.threads, ms, r.batch);
       if (r.maxCostPerQuery !== undefined && cost > r.maxCostPerQuery) continue;
@@ -48,7 +48,7 @@ export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   if (load) return load;
   if (best) return best;
 
-  const lat = mine.filter((p) => p.accuracy >= floor).map((p) => latencyFor(p, r.batch)).filter((v): v is number => v !== undefined);
+  const lat = mine.filter((p) => p.accuracy >= floor).map((p) => latencyFor(p, r.batch, r.elements)).filter((v): v is number => v !== undefined);
   const acc = mine.filter((p) => withinObjective(p, r)).map((p) => p.accuracy);
   return infeasible(r, floor, mine.length, feasible.length, lat.length ? Math.min(...lat) : undefined, acc.length ? Math.max(...acc) : undefined);
 }

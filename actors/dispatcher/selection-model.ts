@@ -2,7 +2,8 @@
 // the policy share (latency and cost of a profile, expected completion at an instance, the choice
 // among running instances, the infeasible answer). No I/O: the dispatcher, tests and the trace
 // simulator use the same functions.
-import { latencyCurve } from '../instance/batching.js';
+import type { Precision } from '../../schemas/registry.js';
+import { latencyCurve, sizedLatencyCurve, stepLatencyMs } from '../instance/latency.js';
 import type { SnapshotIndex } from './select-index.js';
 
 export interface CandidateProfile {
@@ -12,13 +13,19 @@ export interface CandidateProfile {
   hardwareClass: string;
   accuracy: number;
   /** Numeric precision of the variant, when known (the fixed-variant baseline picks fp32 first). */
-  precision?: 'fp32' | 'int8';
+  precision?: Precision;
   maxBatch: number;
   threads: number;
   loadMs: number;
   peakMemoryBytes: number;
-  /** Profiled p50 latency per batch size (ascending batch). */
+  /** Profiled p50 latency per batch size (ascending batch), at the largest profiled input size. */
   latency: { batch: number; p50Ms: number }[];
+  /**
+   * For a model profiled at several input sizes: each size's input elements per sample and its
+   * curve (ascending elements, each ascending batch). A request that gives its `elements` is
+   * predicted from these (instance/latency.ts); absent, from `latency`.
+   */
+  sizes?: { elements: number; latency: { batch: number; p50Ms: number }[] }[];
 }
 
 export interface WorkerView {
@@ -60,6 +67,11 @@ export interface SelectionRequest {
   ignoreLoadTime?: boolean;
   /** Decision time, epoch ms (for draining reported queues); default: queues as reported. */
   now?: number;
+  /**
+   * The query's input elements per sample (instance/latency.ts, sampleElements): its latency is
+   * predicted at its size where a profile has sizes. Absent: every profile's `latency`.
+   */
+  elements?: number;
 }
 
 export type Selection =
@@ -74,15 +86,17 @@ export type Selection =
       achievable: { lowestLatencyMs?: number; atAccuracy: number; highestAccuracy?: number; withinMs: number };
     };
 
-/** p50 for a batch: the smallest profiled batch size that holds it. */
-export function latencyFor(p: CandidateProfile, batch: number): number | undefined {
-  if (batch > p.maxBatch) return undefined;
-  return p.latency.find((l) => l.batch >= batch)?.p50Ms;
+/**
+ * p50 for a batch: the smallest profiled batch size that holds it; with `elements` and a profile
+ * with sizes, that read at the sizes around it and blended in elements (instance/latency.ts, stepLatencyMs).
+ */
+export function latencyFor(p: CandidateProfile, batch: number, elements?: number): number | undefined {
+  return batch > p.maxBatch ? undefined : stepLatencyMs(p, batch, elements);
 }
 
-/** The variant takes the batch and its profiled latency fits the objective (a batch beyond the variant's cap never does, even with no bound on latency). */
+/** The variant takes the batch and its profiled latency (at the query's size) fits the objective (a batch beyond the variant's cap never does, even with no bound on latency). */
 export function withinObjective(p: CandidateProfile, r: SelectionRequest): boolean {
-  const l = latencyFor(p, r.batch);
+  const l = latencyFor(p, r.batch, r.elements);
   return l !== undefined && l <= r.latencyMs;
 }
 
@@ -147,8 +161,8 @@ export function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterab
     const w = s.workers.get(inst.workerId);
     const p = w && byId.get(`${inst.variantId}@${w.hardwareClass}`);
     if (!w || !p) continue;
-    const ms = latencyFor(p, r.batch)!;
-    const expectedMs = inst.state === 'loading' ? p.loadMs + ms : expectedCompletionMs(p, pendingRows(p, inst, r.now), r.batch);
+    const ms = latencyFor(p, r.batch, r.elements)!;
+    const expectedMs = inst.state === 'loading' ? p.loadMs + ms : expectedCompletionMs(p, pendingRows(p, inst, r.now), r.batch, r.elements);
     if (expectedMs > r.latencyMs) {
       if (!soonest || expectedMs < soonest.expectedMs) soonest = { kind: 'busy', variantId: inst.variantId, workerId: w.id, expectedMs, retryAfterMs: expectedMs - r.latencyMs, loading: inst.state === 'loading' };
       continue;
@@ -167,23 +181,43 @@ export function bestInstance(s: Snapshot, r: SelectionRequest, instances: Iterab
 /** Rows still ahead at an instance: as reported, less what it has served since at its profiled full-batch rate. */
 function pendingRows(p: CandidateProfile, inst: InstanceView, now?: number): number {
   if (now === undefined || inst.reportedAt === undefined || inst.outstanding === 0) return inst.outstanding;
-  const full = latencyFor(p, p.maxBatch) ?? 0;
-  const served = full > 0 ? ((now - inst.reportedAt) * p.maxBatch) / full : Infinity;
+  // The drain rate of the largest profiled batch: a curve may stop short of the cap (a large input
+  // whose big batches were too costly to profile); with none, nothing is assumed served.
+  const last = p.latency.length > 0 ? p.latency[p.latency.length - 1] : undefined;
+  const rows = last ? Math.min(p.maxBatch, last.batch) : 0;
+  const full = rows > 0 ? latencyFor(p, rows) ?? 0 : 0;
+  const served = full > 0 ? ((now - inst.reportedAt) * rows) / full : 0;
   return Math.max(0, Math.round(inst.outstanding - served));
 }
 
 const curves = new WeakMap<CandidateProfile, (rows: number) => number>();
+/** Per profile with sizes, its curve per input size asked for (bounded: starts over past 64 sizes). */
+const sizedCurves = new WeakMap<CandidateProfile, Map<number, (rows: number) => number>>();
+
+function curveAt(p: CandidateProfile, elements: number): (rows: number) => number {
+  let bySize = sizedCurves.get(p);
+  if (!bySize) sizedCurves.set(p, bySize = new Map());
+  let curve = bySize.get(elements);
+  if (!curve) {
+    if (bySize.size >= 64) bySize.clear();
+    bySize.set(elements, curve = sizedLatencyCurve(p, elements));
+  }
+  return curve;
+}
 
 /**
  * When a query of `rows` sent to an instance with `outstanding` rows ahead of it would finish, from
- * the profile: the work ahead in full batches and a partial one, then its own batch (the worker's
- * latency curve, interpolated between profiled batch sizes).
+ * the profile: the work ahead in full batches and a partial one (at the profile's reference size,
+ * the largest: the dispatcher does not know the sizes queued there), then its own batch (the
+ * worker's latency curve, interpolated between profiled batch sizes, at the query's `elements`
+ * where the profile has sizes).
  */
-export function expectedCompletionMs(p: CandidateProfile, outstanding: number, rows: number): number {
+export function expectedCompletionMs(p: CandidateProfile, outstanding: number, rows: number, elements?: number): number {
   let curve = curves.get(p);
   if (!curve) curves.set(p, curve = latencyCurve(p.latency));
+  const own = elements === undefined || !p.sizes?.length ? curve : curveAt(p, elements);
   const rest = outstanding % p.maxBatch;
-  return Math.floor(outstanding / p.maxBatch) * curve(p.maxBatch) + (rest > 0 ? curve(rest) : 0) + curve(rows);
+  return Math.floor(outstanding / p.maxBatch) * curve(p.maxBatch) + (rest > 0 ? curve(rest) : 0) + own(rows);
 }
 
 
@@ -216,7 +250,7 @@ export function unplacedClasses(s: Snapshot, r: SelectionRequest, prices?: Reado
   // request shape (a snapshot lives at least 100 ms; its profiles and workers do not change in place).
   let memo = unplacedMemo.get(s);
   if (!memo || memo.prices !== prices) unplacedMemo.set(s, memo = { prices, byShape: new Map() });
-  const key = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${r.minAccuracy}`;
+  const key = `${r.variant ?? ''}\u0000${r.model ?? ''}\u0000${r.task ?? ''}\u0000${r.batch}\u0000${r.latencyMs}\u0000${r.minAccuracy}\u0000${r.elements ?? ''}`;
   let out = memo.byShape.get(key);
   if (!out) {
     if (memo.byShape.size >= 256) memo.byShape.clear();
@@ -238,7 +272,7 @@ function classesFor(s: Snapshot, r: SelectionRequest, prices?: ReadonlyMap<strin
   for (const p of feasible) {
     const price = known.get(p.hardwareClass);
     if (price === undefined) continue;
-    const cost = costPerQuery(price * p.threads, latencyFor(p, r.batch)!, r.batch);
+    const cost = costPerQuery(price * p.threads, latencyFor(p, r.batch, r.elements)!, r.batch);
     if (!best || cost < best.cost) best = { cls: p.hardwareClass, cost };
   }
   return best ? [best.cls] : [...new Set(feasible.map((p) => p.hardwareClass))];

@@ -5,7 +5,7 @@
 import type { ClusterView } from '../../runtime/views/cluster-view.js';
 import { SESSION_START_MS } from '../instance/index.js';
 import type { RegistryView } from '../../runtime/views/registry-view.js';
-import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
+import type { LatencyPoint, ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
 import type { CandidateProfile, InstanceView, Snapshot, WorkerView } from './select-variant.js';
 
 export class SnapshotBuilder {
@@ -123,21 +123,38 @@ export class SnapshotBuilder {
 
 /**
  * The selection policy's profiles from registry records: finished profiles of variants of
- * registered models, load time counting the worker's session start. The dispatcher's snapshot and
+ * registered models, load time counting the worker's session start, latency per input size where
+ * the profile has sizes. The dispatcher's snapshot and
  * the trace simulator (reading a live system's KV) build them the same way.
  */
 export function candidateProfiles(models: ReadonlyMap<string, Pick<ModelRecord, 'task' | 'status'>>, variants: ReadonlyMap<string, VariantRecord>, profiles: Iterable<ProfileRecord>): CandidateProfile[] {
   const out: CandidateProfile[] = [];
+  const sized: [CandidateProfile, NonNullable<ProfileRecord['sizes']>][] = [];
   for (const p of profiles) {
     if (p.status !== 'done' || !p.latency?.length) continue;
     const v = variants.get(p.variant);
     const m = v && models.get(v.model);
     if (!v || !m || m.status !== 'registered') continue;
-    out.push({
+    const candidate: CandidateProfile = {
       variantId: v.id, model: v.model, task: m.task, hardwareClass: p.hardwareClass, accuracy: p.accuracy ?? 0, precision: v.precision,
       maxBatch: v.maxBatch, threads: v.intraOpThreads, loadMs: (p.loadMs ?? 0) + SESSION_START_MS, peakMemoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
-      latency: [...p.latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= v.maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms })),
-    });
+      latency: curveUpTo(p.latency, v.maxBatch),
+    };
+    out.push(candidate);
+    if (p.sizes?.length) sized.push([candidate, p.sizes]);
+  }
+  // Size curves are made after every candidate, so candidates and their reference curves lie together
+  // in memory: the policy passes over all of a task's candidates when its memo misses, and with the
+  // size curves interleaved that pass was 1.5-2x slower, sizes unused (bench/selection.ts, sizes on
+  // every profile).
+  for (const [c, sizes] of sized) {
+    const curves = sizes.map((s) => ({ elements: s.elements, latency: curveUpTo(s.latency, c.maxBatch) })).filter((s) => s.latency.length > 0).sort((a, b) => a.elements - b.elements);
+    if (curves.length > 0) c.sizes = curves;
   }
   return out;
+}
+
+/** A profiled curve as the policy reads it: ascending batch, up to the variant's max batch, p50 only. */
+function curveUpTo(latency: readonly LatencyPoint[], maxBatch: number): { batch: number; p50Ms: number }[] {
+  return [...latency].sort((a, b) => a.batch - b.batch).filter((l) => l.batch <= maxBatch).map((l) => ({ batch: l.batch, p50Ms: l.p50Ms }));
 }

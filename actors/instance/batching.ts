@@ -1,6 +1,8 @@
 // Pure policy: run the queued queries now, or let them wait behind the batch in flight. Decided from
 // the profiled latency curve and the earliest deadline in the queue, never waiting past what the
-// earliest query can afford.
+// earliest query can afford. Latency comes from the latency model (latency.ts).
+
+export { latencyCurve } from './latency.js';
 
 export interface BatchingInput {
   /** Milliseconds since the epoch, like the deadlines. */
@@ -36,23 +38,6 @@ export type BatchDecision =
   | { action: 'idle' }
   | { action: 'run'; size: number; why: string }
   | { action: 'wait'; ms: number; why: string };
-
-/** Linear interpolation over profiled (batch, ms) points; beyond the last point, scale per query. */
-export function latencyCurve(points: { batch: number; p50Ms: number }[]): (batch: number) => number {
-  const ps = [...points].sort((a, b) => a.batch - b.batch);
-  return (b) => {
-    if (ps.length === 0) return 0;
-    if (b <= ps[0].batch) return ps[0].p50Ms;
-    for (let i = 1; i < ps.length; i++) {
-      if (b <= ps[i].batch) {
-        const [lo, hi] = [ps[i - 1], ps[i]];
-        return lo.p50Ms + ((hi.p50Ms - lo.p50Ms) * (b - lo.batch)) / (hi.batch - lo.batch);
-      }
-    }
-    const last = ps[ps.length - 1];
-    return (last.p50Ms * b) / last.batch;
-  };
-}
 
 /**
  * Work-conserving batching: an idle session runs whatever is queued at once, and a fuller batch forms

@@ -7,6 +7,8 @@ import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { BATCH_OVERHEAD_MS, admit, aimdInitial, aimdUpdate, capacityQps, decideBatch, drainMs, latencyCurve, type AimdState } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
+import { pickBatch } from './batch-key.js';
+import { latencyModel, sampleElements } from './latency.js';
 import {
   SESSION_START_MS, defaultInstanceOptions,
   type InstanceOptions, type InstanceSession, type InstanceSpec, type InstanceWindow, type Outcome, type QueuedQuery,
@@ -27,6 +29,10 @@ export class VariantInstance {
   readonly spec: InstanceSpec;
   readonly createdAt = new Date().toISOString();
   readonly latencyMs: (batch: number) => number;
+  /** Latency by rows for queries of an input size (latency.ts); latencyMs's curve when the profile has no sizes. */
+  private readonly latencyAt: (elements?: number) => (batch: number) => number;
+  /** Largest input size queued or running since the instance was last idle: the work ahead is costed at it. */
+  private aheadElements?: number;
   /** Rows per second one replica serves at full batches, with the per-batch overhead measured here (0 without a profile). */
   get capacityQps(): number {
     return this.spec.profile ? capacityQps(this.latencyMs, this.spec.maxBatch, this.overheadMs) : 0;
@@ -79,6 +85,7 @@ export class VariantInstance {
     this.spec = deps.spec;
     this.options = { ...defaultInstanceOptions, ...deps.options };
     this.latencyMs = latencyCurve(deps.spec.profile?.latency ?? []);
+    this.latencyAt = latencyModel(deps.spec.profile);
     if (this.options.batching === 'aimd') this.aimd = aimdInitial(deps.spec.maxBatch);
     const log = deps.log.child({ instance: deps.spec.id, variant: deps.spec.variant });
     this.actor = createActor(instanceMachine.provide({
@@ -199,7 +206,7 @@ export class VariantInstance {
     // Admission: a query that cannot finish in time behind the work already queued is answered
     // now, not held until it expires (under overload that held work crowds out what could be served).
     if (this.session) {
-      const { ok, needMs: need } = admit(q.receivedAt, q.deadline, this.expectedWaitMs(), q.checked.rows, this.latencyMs, this.slowdown, this.overheadMs);
+      const { ok, needMs: need } = admit(q.receivedAt, q.deadline, this.expectedWaitMs(), q.checked.rows, this.latencyAt(this.elementsOf(q)), this.slowdown, this.overheadMs);
       if (!ok) {
         // Not now rather than never: retryable, once the queue ahead has shrunk by the shortfall.
         this.window.deadlineMisses++;
@@ -240,6 +247,8 @@ export class VariantInstance {
   }
 
   private push(q: QueuedQuery): void {
+    const e = this.elementsOf(q);
+    if (e !== undefined) this.aheadElements = this.queuedRows === 0 && this.running === 0 ? e : Math.max(this.aheadElements ?? e, e);
     this.queue.push(q);
     this.queuedRows += q.checked.rows;
   }
@@ -303,11 +312,14 @@ export class VariantInstance {
     if (this.queue.length === 0) return;
     const now = Date.now();
     const single = this.latencyMs(1);
-    let earliest = Infinity;
+    // The most urgent query: the one whose own single-row run (at its input size) must start first.
+    let urgent: QueuedQuery | undefined;
+    let startBy = Infinity;
     let expired = false;
     for (const q of this.queue) {
-      if (now + single > q.deadline) expired = true;
-      else if (q.deadline < earliest) earliest = q.deadline;
+      const ms = this.singleMs(q, single);
+      if (now + ms > q.deadline) expired = true;
+      else if (q.deadline - ms < startBy) { startBy = q.deadline - ms; urgent = q; }
     }
     if (expired) this.expire(now, single);
     // The queue is judged again as the observed speed changes: a query admitted when the
@@ -317,10 +329,10 @@ export class VariantInstance {
     if (this.queue.length === 0) return;
     // Loading, or both pipeline slots taken: nothing runs now, but the earliest query is answered
     // at its deadline rather than whenever the session frees up.
-    if (!this.session || this.running >= 2) { this.armTimer(now, Math.max(0, earliest - now - single)); return; }
+    if (!this.session || this.running >= 2) { this.armTimer(now, Math.max(0, startBy - now)); return; }
     const decision = decideBatch({
-      now, queued: this.queue.length, earliestDeadline: earliest, rows: this.queuedRows, maxBatch: this.batchCap,
-      latencyMs: this.latencyMs, overheadMs: this.overheadMs, running: this.running,
+      now, queued: this.queue.length, earliestDeadline: urgent?.deadline ?? Infinity, rows: this.queuedRows, maxBatch: this.batchCap,
+      latencyMs: this.latencyAt(urgent && this.elementsOf(urgent)), overheadMs: this.overheadMs, running: this.running,
     });
     // A draining instance gets no more arrivals: waiting for a fuller batch would only add delay.
     if (decision.action === 'wait' && this.state !== 'draining') {
@@ -370,31 +382,28 @@ export class VariantInstance {
   private expire(now: number, single: number): void {
     const keep: QueuedQuery[] = [];
     for (const q of this.queue) {
-      if (now + single <= q.deadline) { keep.push(q); continue; }
+      const ms = this.singleMs(q, single);
+      if (now + ms <= q.deadline) { keep.push(q); continue; }
       this.queuedRows -= q.checked.rows;
       this.window.deadlineMisses++;
-      this.finish(q, { error: deadlineError(q, now, single) });
+      this.finish(q, { error: deadlineError(q, now, ms) });
     }
     this.queue.splice(0, this.queue.length, ...keep);
   }
 
   /**
-   * Takes queries in arrival order while their rows fit the batch cap (the variant's maximum batch,
-   * or the AIMD cap). A first query with more rows than the AIMD cap runs alone rather than never.
+   * Takes the oldest query and the later ones that may share its run (same sizes besides the batch
+   * axes, equal axis-less inputs: batch-key.ts) while their rows fit the batch cap (the variant's
+   * maximum batch, or the AIMD cap). A first query with more rows than the AIMD cap runs alone
+   * rather than never. A model whose outputs cannot be split per query runs one query per run.
    */
   private takeBatch(): QueuedQuery[] {
-    const batch: QueuedQuery[] = [];
-    const cap = this.batchCap;
-    let rows = 0;
-    const fits = (r: number) => rows + r <= cap || (this.aimd !== undefined && batch.length === 0 && r <= this.spec.maxBatch);
-    while (this.queue.length > 0 && fits(this.queue[0].checked.rows)) {
-      const q = this.queue.shift()!;
-      rows += q.checked.rows;
-      this.queuedRows -= q.checked.rows;
-      batch.push(q);
-      // Outputs that are not batch-major cannot be split per query: one query per run.
-      if (this.spec.batchQueries === false) break;
-    }
+    const { batch, rest } = pickBatch(this.queue, {
+      cap: this.batchCap, maxBatch: this.spec.maxBatch, adaptive: this.aimd !== undefined, shareRuns: this.spec.batchQueries !== false,
+    });
+    if (batch.length === 0) return batch;
+    this.queue.splice(0, this.queue.length, ...rest);
+    for (const q of batch) this.queuedRows -= q.checked.rows;
     return batch;
   }
 
@@ -416,9 +425,10 @@ export class VariantInstance {
       // A session that does not report its own busy time: a lone batch's round trip stands in.
       const busy = busyMs ?? (alone ? performance.now() - t0 : ms);
       this.overheadMs = 0.9 * this.overheadMs + 0.1 * Math.max(0, busy - ms);
-      const profiled = this.latencyMs(batch.reduce((a, q) => a + q.checked.rows, 0));
+      // The batch's queries share their sizes (batch-key.ts): the first one's is the batch's.
+      const profiled = this.latencyAt(this.elementsOf(batch[0]))(batch.reduce((a, q) => a + q.checked.rows, 0));
       if (profiled > 0) this.slowdown = Math.max(1, 0.9 * this.slowdown + 0.1 * (ms / profiled));
-      const parts = splitOutputs(outputs, rows);
+      const parts = splitOutputs(outputs, rows, this.spec.outputs);
       const total = rows.reduce((a, b) => a + b, 0);
       this.record(total, ms);
       // The batch's tightest objective: the least time any of its queries had left when it reached this worker.
@@ -470,10 +480,28 @@ export class VariantInstance {
     this.backlogged = this.queue.length > 0;
   }
 
-  /** Time for what is running plus `rows` queued rows to finish (batching.ts, drainMs). */
+  /** A query's input elements per sample, when the profile has sizes to predict from (remembered per query). */
+  private elementsOf(q: QueuedQuery): number | undefined {
+    if (!this.spec.profile?.sizes?.length) return undefined;
+    let e = elementsByQuery.get(q.checked);
+    if (e === undefined) elementsByQuery.set(q.checked, e = sampleElements(q.checked.feeds, this.spec.inputs));
+    return e;
+  }
+
+  /** Profiled time of the query's own run alone, at its input size (`single`: the profile's, for a query without one). */
+  private singleMs(q: QueuedQuery, single: number): number {
+    const e = this.elementsOf(q);
+    return e === undefined ? single : this.latencyAt(e)(1);
+  }
+
+  /**
+   * Time for what is running plus `rows` queued rows to finish (batching.ts, drainMs), each batch
+   * at the largest input size queued or run since the instance was last idle (exact for queries of
+   * one size; a mix is costed at its largest size, though its sizes run in separate batches).
+   */
   private drainMs(rows: number): number {
     return drainMs({
-      runningRows: this.runningRows, queuedRows: rows, maxBatch: this.batchCap, latencyMs: this.latencyMs,
+      runningRows: this.runningRows, queuedRows: rows, maxBatch: this.batchCap, latencyMs: this.latencyAt(this.aheadElements),
       slowdown: this.slowdown, extraMs: Math.max(this.overheadMs, this.loopMsPerBatch),
     });
   }
@@ -491,6 +519,9 @@ export class VariantInstance {
 
 /** How often the queue is judged again against the observed speed (it costs a pass over the queue). */
 const SHED_EVERY_MS = 5;
+
+/** Input elements per sample of each checked query (latency.ts, sampleElements). */
+const elementsByQuery = new WeakMap<QueuedQuery['checked'], number>();
 
 function deadlineError(q: QueuedQuery, now: number, needMs: number): InfaasError {
   const left = q.deadline - now;

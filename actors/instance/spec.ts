@@ -6,6 +6,7 @@ import type { InfaasError } from '../../schemas/errors.js';
 import type { Feed } from '../../runtime/onnx/threaded-session.js';
 import type { CheckedInputs } from './inputs.js';
 import { defaultAimdSettings, type AimdSettings, type BatchingMode } from './batching.js';
+import type { SizedPoints } from './latency.js';
 
 /** What the host needs from a loaded session (a ThreadedSession in production). */
 export interface InstanceSession {
@@ -22,14 +23,21 @@ export interface InstanceSpec {
   maxBatch: number;
   threads: number;
   memoryBytes: number;
+  /** The model's inputs, each with its batch axis (runtime/onnx/batch-axes.ts, servingSpecs). */
   inputs: TensorSpec[];
+  /** The model's outputs, split per query along their batch axes (absent: axis 0, as records before batch axes). */
+  outputs?: TensorSpec[];
   /**
-   * Whether queries may share a run: false when an output's first dimension is not the batch (a
-   * fixed size or none), since its bytes could not be split per query; default true.
+   * Whether queries may share a run: false for a model served unbatched, or when an output's batch
+   * dimension is fixed or absent, since its bytes could not be split per query; default true.
    */
   batchQueries?: boolean;
-  /** This hardware class's profile: latency per batch size and load time (absent: not profiled yet). */
-  profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number };
+  /**
+   * This hardware class's profile: latency per batch size (at the largest profiled input size), load
+   * time and, for a model profiled at several input sizes, latency per size (latency.ts predicts a
+   * query's from its own size). Absent: not profiled yet.
+   */
+  profile?: { latency: { batch: number; p50Ms: number }[]; loadMs: number; sizes?: SizedPoints[] };
 }
 
 export interface InstanceOptions {

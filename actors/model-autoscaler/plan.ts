@@ -29,11 +29,12 @@
 //   downgrade or interference switch; overload replicates or mitigates, interference mitigates,
 //   low load only removes replicas.
 import type { InstanceState } from '../../schemas/worker.js';
+import type { Precision } from '../../schemas/registry.js';
 
 /** A variant this worker could run, with this worker's hardware-class profile. */
 export interface ScalingVariant {
   id: string; model: string;
-  precision: 'fp32' | 'int8';
+  precision: Precision;
   maxBatch: number;
   threads: number;          // intra-op threads the instance reserves
   accuracy: number;         // 0..1 measured

@@ -1,23 +1,23 @@
-// Effects of the worker-side variant generator and profiler: build variant files, measure them in a
-// child process, and write one profile per (variant, hardware class) to KV.
+// Effects of the worker-side profiler: measure variants in a child process and write one profile per
+// (variant, hardware class) to KV. Variant files are built by generate.ts.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
 import { fromPromise } from 'xstate';
 import type { ModelRecord, ProfileRecord, VariantRecord } from '../../schemas/registry.js';
-import { keys, objects, services } from '../../subjects/index.js';
+import { keys, services } from '../../subjects/index.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { parseModel } from '../../runtime/onnx/onnx-session.js';
 import { batchSizesUpTo, type MeasureOptions } from './profile-measure.js';
 import { runProfileChild } from './profile-process.js';
+import { accuracyNote, profileFields } from './profile-record.js';
 import { pingInstances } from '../../runtime/bus/service.js';
-import { quantizeInThread } from '../../runtime/onnx/quantize-offload.js';
-import { kvCreate, kvGet, kvUpdate, objectBytes, putObject, type Stores } from '../../runtime/bus/store.js';
+import { kvCreate, kvGet, kvUpdate, objectBytes, type Stores } from '../../runtime/bus/store.js';
 import type { GroupOutcome } from './machine.js';
-import { planVariants, type GeneratorOptions, type ProfileGroup, type VariantFile } from './plan.js';
+import type { GeneratorOptions, ProfileGroup } from './plan.js';
 
 export interface ProfilerDeps {
   nc: NatsConnection;
@@ -32,32 +32,6 @@ export interface ProfilerDeps {
 }
 
 const now = () => new Date().toISOString();
-
-/** Builds the variant files of a model (fp32 as registered, int8 quantised) and plans its variants. */
-export async function generateVariants(deps: ProfilerDeps, model: ModelRecord): Promise<VariantRecord[]> {
-  const bytes = await objectBytes(deps.stores.repository, model.object);
-  const files: Partial<Record<'fp32' | 'int8', VariantFile>> = {};
-  if (deps.generator.precisions.includes('fp32')) {
-    await putObject(deps.stores.repository, objects.variant(model.name, 'fp32'), bytes, `${model.name}: fp32 variant`);
-    files.fp32 = { object: objects.variant(model.name, 'fp32'), sizeBytes: bytes.byteLength };
-  }
-  if (deps.generator.precisions.includes('int8')) {
-    try {
-      const { bytes: qb, report } = await quantizeInThread(bytes);
-      if (qb) {
-        await putObject(deps.stores.repository, objects.variant(model.name, 'int8'), qb, `${model.name}: int8 dynamic-quantised variant`);
-        files.int8 = { object: objects.variant(model.name, 'int8'), sizeBytes: qb.byteLength };
-      } else {
-        deps.log.info({ model: model.name, skipped: report.skippedNodes }, 'no weights to quantise: no int8 variants');
-      }
-    } catch (err) {
-      deps.log.warn({ model: model.name, err: (err as Error).message }, 'int8 quantisation not possible: no int8 variants');
-    }
-  }
-  const variants = planVariants(model, deps.generator, files, now());
-  if (variants.length === 0) throw new InfaasError(ErrorCode.GenerationFailed, `no variants could be generated for ${model.name}`);
-  return variants;
-}
 
 async function loadModel(deps: ProfilerDeps, name: string): Promise<ModelRecord> {
   const m = await kvGet<ModelRecord>(deps.stores.models, keys.model(name));
@@ -114,34 +88,32 @@ async function profileGroup(deps: ProfilerDeps, group: ProfileGroup): Promise<Gr
     parseModel(bytes); // a corrupt file fails here, before a child process is spent on it
     writeFileSync(modelPath, bytes);
     let validationPath: string | undefined;
+    let referencePath: string | undefined;
     if (model.validation) {
       validationPath = join(dir, 'validation.msgpack');
       writeFileSync(validationPath, await objectBytes(stores.repository, model.validation.object));
+      // The registered file is the reference that fidelity compares each variant with.
+      referencePath = join(dir, 'reference.onnx');
+      writeFileSync(referencePath, await objectBytes(stores.repository, model.object));
     }
     const result = await runProfileChild(
       {
-        modelPath, validationPath, batchSizes: batchSizesUpTo(maxBatch), inputs: model.inputs, outputs: model.outputs, options: deps.measure,
+        modelPath, referencePath, validationPath, batchSizes: batchSizesUpTo(maxBatch), batched: model.batched,
+        inputs: model.inputs, outputs: model.outputs, shapes: model.shapes, metric: model.metric, declaredAccuracy: model.declaredAccuracy,
+        options: deps.measure,
         session: { graphOptimizationLevel: sample.optLevel, intraOpThreads: sample.intraOpThreads, executionProvider: sample.executionProvider },
       },
       (progress, note) => publishRegistryEvent(nc, 'profile.progress', group.model, `${group.key}: ${note}`, { variant: sample.id, hardwareClass, progress }),
     );
-    for (const c of claimed) {
-      const accuracy = result.accuracy ?? model.declaredAccuracy;
-      await finish(c, {
-        status: 'done', loadMs: result.loadMs, peakMemoryBytes: result.peakMemoryBytes,
-        latency: result.latency.filter((p) => p.batch <= c.variant.maxBatch),
-        ...(accuracy !== undefined ? { accuracy, accuracySource: result.accuracy !== undefined ? 'measured' as const : 'declared' as const } : {}),
-        ...(result.validationSamples ? { validationSamples: result.validationSamples } : {}),
-      });
-    }
+    for (const c of claimed) await finish(c, { status: 'done', ...profileFields(result, model, c.variant.maxBatch) });
     const p1 = result.latency[0];
-    publishRegistryEvent(nc, 'profile.finished', group.model, `${group.key}: load ${result.loadMs.toFixed(1)} ms, batch-1 p50 ${p1.p50Ms.toFixed(3)} ms${result.accuracy !== undefined ? `, accuracy ${(result.accuracy * 100).toFixed(2)}%` : ''}`, { variant: sample.id, hardwareClass, progress: 1 });
-    log.info({ loadMs: result.loadMs, batch1P50Ms: p1.p50Ms, accuracy: result.accuracy, variants: claimed.length }, 'profiled');
+    publishRegistryEvent(nc, 'profile.finished', group.model, `${group.key}: load ${result.loadMs.toFixed(1)} ms, batch-1 p50 ${p1.p50Ms.toFixed(3)} ms${accuracyNote(result, model)}`, { variant: sample.id, hardwareClass, progress: 1 });
+    log.info({ loadMs: result.loadMs, batch1P50Ms: p1.p50Ms, accuracy: result.accuracy, metric: result.metric, sizes: result.sizes?.length, variants: claimed.length }, 'profiled');
     return { profiled: claimed.length, skipped: group.variants.length - claimed.length };
   } catch (err) {
     const message = (err as Error).message;
     for (const c of claimed) await finish(c, { status: 'failed', error: message }).catch(() => false);
-    publishRegistryEvent(nc, 'profile.finished', group.model, `${group.key}: failed: ${message}`, { variant: sample.id, hardwareClass, error: { code: ErrorCode.ProfilingFailed, message } });
+    publishRegistryEvent(nc, 'profile.finished', group.model, `${group.key}: failed: ${message}`, { variant: sample.id, hardwareClass, error: { code: err instanceof InfaasError ? err.code : ErrorCode.ProfilingFailed, message } });
     throw err;
   } finally {
     rmSync(dir, { recursive: true, force: true });

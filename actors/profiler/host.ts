@@ -13,7 +13,8 @@ import { availableProviders } from '../../runtime/onnx/onnx-session.js';
 import { defaultMeasureOptions, type MeasureOptions } from './profile-measure.js';
 import { addJsonEndpoint, stopService } from '../../runtime/bus/service.js';
 import { entryValue, kvGet, type Stores } from '../../runtime/bus/store.js';
-import { generateVariants, liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
+import { liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
+import { generateVariants } from './generate.js';
 import { profilerMachine } from './machine.js';
 import { defaultGeneratorOptions, groupForProfiling, type GeneratorOptions } from './plan.js';
 
@@ -66,7 +67,8 @@ export async function startProfiler(config: ProfilerConfig): Promise<Profiler> {
     handle: async (req) => {
       const m = await kvGet<ModelRecord>(config.stores.models, keys.model(req.model));
       if (!m) throw new InfaasError(ErrorCode.ModelNotFound, `model ${req.model} is not in the registry`);
-      return { variants: await generateVariants(deps, m.value) };
+      const { variants, skipped } = await generateVariants(deps, m.value);
+      return { variants, ...(skipped.length > 0 ? { skipped } : {}) };
     },
   }, log);
 

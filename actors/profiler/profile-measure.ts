@@ -1,11 +1,13 @@
-// Measures one session configuration: load time, latency per batch size, peak memory, accuracy.
-// Runs inside a child process (see profile-process.ts) so that timing and memory are its own.
-import type { LatencyPoint } from '../../schemas/registry.js';
-import type { Tensor, TensorSpec } from '../../schemas/tensor.js';
-import { elementCount, tensorToArray } from '../../runtime/bus/codec.js';
-import { createSession, ort, type SessionConfig } from '../../runtime/onnx/onnx-session.js';
-import { sliceInputs, type ValidationSet } from '../../runtime/validation-set.js';
+// Measures one session configuration: load time, latency per input size and batch size, peak
+// memory, accuracy. Runs inside a child process (see profile-process.ts) so that timing and memory
+// are its own.
+import type { Fidelity, LatencyPoint, Metric, ProfileShape, SizedLatency } from '../../schemas/registry.js';
+import type { TensorSpec } from '../../schemas/tensor.js';
+import { createSession, type ort, type SessionConfig } from '../../runtime/onnx/onnx-session.js';
+import type { ValidationSet } from '../../runtime/validation-set.js';
 import { buildModel, decodeModel, encodeModel, initializerBytes, node, onnxElemType, valueInfo } from '../../runtime/onnx/onnx-graph.js';
+import { batchFeeds, NoisePool, profileSizes, samplesOfSize, type ProfileSize } from './profile-feeds.js';
+import { measureAccuracy } from './profile-accuracy.js';
 
 function identityModelBytes(): Uint8Array {
   return encodeModel(buildModel({
@@ -24,15 +26,38 @@ export interface MeasureOptions {
   warmupMs: number;
   /** Cap on validation samples used for accuracy (all when undefined). */
   maxValidationSamples?: number;
+  /**
+   * A batch whose single run takes longer than this (measured, or predicted from the previous
+   * batch) ends that size's curve: it and larger batches are left out (default 1500 ms).
+   */
+  maxRunMs?: number;
+  /** Measuring one point stops after this long once it has 3 runs, below minRuns if need be (default 3000 ms). */
+  maxPointMs?: number;
+  /** Batches whose inputs exceed this many bytes are left out, batch 1 excepted (default 64 MiB). */
+  maxBatchInputBytes?: number;
 }
 
 export const defaultMeasureOptions: MeasureOptions = { minRuns: 20, minTimeMs: 150, maxRuns: 400, warmupRuns: 5, warmupMs: 50 };
+const DEFAULT_MAX_RUN_MS = 1500;
+const DEFAULT_MAX_POINT_MS = 3000;
+const DEFAULT_MAX_BATCH_INPUT_BYTES = 64 * 2 ** 20;
 
 export interface MeasureJob {
   modelBytes: Uint8Array;
+  /** The registered fp32 file, for fidelity (absent: no fidelity figures; metric fidelity fails). */
+  referenceBytes?: Uint8Array;
   session: SessionConfig;
   batchSizes: number[];
+  /** False: the model runs unbatched, so only batch 1 is profiled. */
+  batched?: boolean;
+  /** Batched on each one's batchAxis (absent 0, null none). */
   inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Sizes to profile at (absent or empty: one size, the fixed shapes with dynamic dims at 1; `sizes` is then absent). */
+  shapes?: ProfileShape[];
+  /** Absent: top1. */
+  metric?: Metric;
+  declaredAccuracy?: number;
   /** Called after the memory measurement, so that what parsing frees cannot be reused unseen. */
   loadValidation?: () => ValidationSet;
   options: MeasureOptions;
@@ -40,9 +65,16 @@ export interface MeasureJob {
 
 export interface MeasureResult {
   loadMs: number;
+  /** The curve at the largest size. */
   latency: LatencyPoint[];
+  /** One curve per profiled size, ascending elements; present when the job gave shapes. */
+  sizes?: SizedLatency[];
   peakMemoryBytes: number;
   accuracy?: number;
+  accuracySource?: 'measured' | 'fidelity';
+  metric?: string;
+  top5?: number;
+  fidelity?: Fidelity;
   validationSamples?: number;
 }
 
@@ -58,51 +90,62 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-function toOrt(t: Tensor): ort.Tensor {
-  const values = tensorToArray(t);
-  return new ort.Tensor(t.dtype, values as Float32Array, t.shape);
+const fmtShape = (s: ProfileSize) => Object.entries(s.shape).map(([k, v]) => `${k} ${v.join('x')}`).join(', ') || 'fixed size';
+
+/** One point of a curve, or undefined when its first run (batch > 1) already exceeds maxRunMs. */
+async function measurePoint(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, batch: number, o: MeasureOptions): Promise<LatencyPoint | undefined> {
+  const maxRunMs = o.maxRunMs ?? DEFAULT_MAX_RUN_MS;
+  const maxPointMs = o.maxPointMs ?? DEFAULT_MAX_POINT_MS;
+  const warmStart = performance.now();
+  await session.run(feeds);
+  if (batch > 1 && performance.now() - warmStart > maxRunMs) return undefined;
+  for (let w = 1; (w < o.warmupRuns || performance.now() - warmStart < o.warmupMs) && performance.now() - warmStart < maxPointMs / 4; w++) await session.run(feeds);
+  const times: number[] = [];
+  const start = performance.now();
+  const enough = () => times.length >= Math.min(3, o.minRuns) && performance.now() - start >= maxPointMs;
+  while (times.length < o.maxRuns && (times.length < o.minRuns || performance.now() - start < o.minTimeMs) && !enough()) {
+    const s = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - s);
+  }
+  times.sort((a, b) => a - b);
+  const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
+  return { batch, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), meanMs, runs: times.length };
 }
 
-/** Inputs for a batch: validation rows (repeated if needed) when we have them, else seeded noise. */
-function batchInputs(job: MeasureJob, validation: ValidationSet | undefined, batch: number): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  if (validation) {
-    const n = validation.samples;
-    const rows = sliceInputs(validation, 0, Math.min(batch, n));
-    for (const [name, t] of Object.entries(rows)) {
-      const per = elementCount(t.shape.slice(1));
-      const src = tensorToArray(t) as Float32Array;
-      const Ctor = src.constructor as Float32ArrayConstructor;
-      const dst = new Ctor(batch * per);
-      for (let r = 0; r < batch; r++) dst.set(src.subarray((r % t.shape[0]) * per, ((r % t.shape[0]) + 1) * per), r * per);
-      feeds[name] = new ort.Tensor(t.dtype, dst, [batch, ...t.shape.slice(1)]);
+/**
+ * The latency curve at one size. Growth stops at the first batch whose inputs exceed
+ * maxBatchInputBytes or whose run takes longer than maxRunMs (predicted linearly from the previous
+ * point, or seen on its first run): a 640x640 detector at batch 32 is ~160 MB of input and seconds
+ * per run. Those batches are left out of the curve, and selection treats batches beyond a curve as
+ * infeasible, so a variant is never promised a batch that was too slow or too big to measure.
+ */
+async function measureCurve(
+  session: ort.InferenceSession, job: MeasureJob, size: ProfileSize, batches: number[], samples: ReturnType<typeof samplesOfSize>, noise: NoisePool, note: (s: string) => void,
+): Promise<LatencyPoint[]> {
+  const o = job.options;
+  const maxRunMs = o.maxRunMs ?? DEFAULT_MAX_RUN_MS;
+  const maxBytes = o.maxBatchInputBytes ?? DEFAULT_MAX_BATCH_INPUT_BYTES;
+  const curve: LatencyPoint[] = [];
+  for (const batch of batches) {
+    const prev = curve[curve.length - 1];
+    if (batch > 1 && batch * size.bytes > maxBytes) {
+      note(`batch ${batch}+ left out: ${((batch * size.bytes) / 2 ** 20).toFixed(1)} MiB of input exceeds ${(maxBytes / 2 ** 20).toFixed(0)} MiB`);
+      break;
     }
-    return feeds;
+    if (prev && (prev.p50Ms * batch) / prev.batch > maxRunMs) {
+      note(`batch ${batch}+ left out: a run would take ~${((prev.p50Ms * batch) / prev.batch).toFixed(0)} ms, over ${maxRunMs} ms`);
+      break;
+    }
+    const point = await measurePoint(session, batchFeeds(job.inputs, size, batch, samples, noise), batch, o);
+    if (!point) {
+      note(`batch ${batch}+ left out: one run took over ${maxRunMs} ms`);
+      break;
+    }
+    curve.push(point);
+    note(`batch ${batch}: p50 ${point.p50Ms.toFixed(3)} ms`);
   }
-  let seed = 12345;
-  for (const spec of job.inputs) {
-    const shape = spec.shape.map((d, i) => (i === 0 ? batch : d ?? 1));
-    const n = elementCount(shape);
-    const values = spec.dtype === 'float32' ? Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647)) : new Int32Array(n);
-    feeds[spec.name] = toOrt({ dtype: spec.dtype, shape, data: new Uint8Array(values.buffer) });
-  }
-  return feeds;
-}
-
-function argmaxAccuracy(out: ort.Tensor, labels: Int32Array, offset: number): number {
-  const dims = out.dims;
-  const classes = dims.length > 1 ? dims[dims.length - 1] : 1;
-  const data = out.data as Float32Array;
-  let correct = 0;
-  const rows = dims[0];
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    if (classes > 1) {
-      for (let k = 1; k < classes; k++) if (data[r * classes + k] > data[r * classes + best]) best = k;
-    } else best = Math.round(Number(data[r]));
-    if (best === labels[offset + r]) correct++;
-  }
-  return correct;
+  return curve;
 }
 
 export async function measure(job: MeasureJob, progress: (fraction: number, note: string) => void): Promise<MeasureResult> {
@@ -110,12 +153,18 @@ export async function measure(job: MeasureJob, progress: (fraction: number, note
   // worker pays that once, not per variant, so a trivial graph takes that cost before we measure.
   // It stays open until the end: memory it freed could otherwise be reused by the measured session.
   const warmup = await createSession(identityModelBytes(), job.session);
-  const maxBatch = Math.max(...job.batchSizes);
-  const memoryFeeds = batchInputs(job, undefined, maxBatch);
+  const sizes = profileSizes(job.inputs, job.shapes);
+  const batches = job.batched === false ? [1] : [...new Set(job.batchSizes)].sort((a, b) => a - b);
+  const largest = sizes[sizes.length - 1];
+  const o = job.options;
+  const maxBytes = o.maxBatchInputBytes ?? DEFAULT_MAX_BATCH_INPUT_BYTES;
+  const memoryBatches = batches.filter((b) => b === 1 || b * largest.bytes <= maxBytes);
+  const noise = new NoisePool();
+  batchFeeds(job.inputs, largest, Math.max(...memoryBatches), [], noise); // noise allocated before the baseline
   // Memory: resident-set growth over the value just before the session exists, sampled after load
-  // and after a run at the largest batch (the arena's peak), before the validation set is even
-  // read, so its tensors are not counted. (The process's maxRSS high-water mark would count
-  // start-up garbage.)
+  // and after runs at the largest size (batch 1, then the largest batch the curve will likely
+  // keep: the arena's peak), before the validation set is even read, so its tensors are not
+  // counted. (The process's maxRSS high-water mark would count start-up garbage.)
   const baseline = process.memoryUsage().rss;
   let peakRss = baseline;
   const sampleRss = () => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
@@ -123,48 +172,40 @@ export async function measure(job: MeasureJob, progress: (fraction: number, note
   const session = await createSession(job.modelBytes, job.session);
   const loadMs = performance.now() - t0;
   sampleRss();
-  await session.run(memoryFeeds);
+  const r0 = performance.now();
+  await session.run(batchFeeds(job.inputs, largest, 1, [], noise));
+  const oneRunMs = performance.now() - r0;
   sampleRss();
+  const memoryBatch = Math.max(...memoryBatches.filter((b) => b === 1 || oneRunMs * b <= (o.maxRunMs ?? DEFAULT_MAX_RUN_MS)));
+  if (memoryBatch > 1) {
+    await session.run(batchFeeds(job.inputs, largest, memoryBatch, [], noise));
+    sampleRss();
+  }
   const validation = job.loadValidation?.();
-  const steps = job.batchSizes.length + (validation ? 1 : 0);
-  const latency: LatencyPoint[] = [];
-  for (const [i, batch] of job.batchSizes.entries()) {
-    const feeds = batchInputs(job, validation, batch);
-    const warmStart = performance.now();
-    for (let w = 0; w < job.options.warmupRuns || performance.now() - warmStart < job.options.warmupMs; w++) await session.run(feeds);
-    const times: number[] = [];
-    const start = performance.now();
-    while (times.length < job.options.maxRuns && (times.length < job.options.minRuns || performance.now() - start < job.options.minTimeMs)) {
-      const s = performance.now();
-      await session.run(feeds);
-      times.push(performance.now() - s);
-    }
-    times.sort((a, b) => a - b);
-    const meanMs = times.reduce((a, b) => a + b, 0) / times.length;
-    latency.push({ batch, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), meanMs, runs: times.length });
-    progress((i + 1) / steps, `batch ${batch}: p50 ${percentile(times, 50).toFixed(3)} ms`);
+  const steps = sizes.length + (validation ? 1 : 0);
+  const sized: SizedLatency[] = [];
+  for (const [i, size] of sizes.entries()) {
+    const label = sizes.length > 1 || job.shapes?.length ? `${fmtShape(size)}: ` : '';
+    const samples = validation ? samplesOfSize(size, validation.items) : [];
+    const curve = await measureCurve(session, job, size, batches, samples, noise, (note) => progress((i + 0.5) / steps, label + note));
+    sized.push({ shape: size.shape, elements: size.elements, latency: curve });
+    progress((i + 1) / steps, `${label}done (${curve.length} batch sizes, ${samples.length > 0 ? 'validation inputs' : 'seeded noise'})`);
   }
-  let accuracy: number | undefined;
-  let validationSamples: number | undefined;
-  if (validation) {
-    const v = validation;
-    const n = Math.min(v.samples, job.options.maxValidationSamples ?? v.samples);
-    const chunk = Math.max(...job.batchSizes);
-    let correct = 0;
-    for (let from = 0; from < n; from += chunk) {
-      const to = Math.min(n, from + chunk);
-      const feeds = Object.fromEntries(Object.entries(sliceInputs(v, from, to)).map(([k, t]) => [k, toOrt(t)]));
-      const out = await session.run(feeds);
-      correct += argmaxAccuracy(out[session.outputNames[0]], v.labels, from);
-    }
-    accuracy = correct / n;
-    validationSamples = n;
-    progress(1, `accuracy ${(accuracy * 100).toFixed(2)}% on ${n} samples`);
-  }
+  const accuracy = validation
+    ? await measureAccuracy(session, {
+      modelBytes: job.modelBytes, referenceBytes: job.referenceBytes, session: job.session, outputs: job.outputs,
+      metric: job.metric, declaredAccuracy: job.declaredAccuracy, maxSamples: o.maxValidationSamples,
+    }, validation, (note) => progress(sizes.length / steps, note))
+    : undefined;
+  if (accuracy) progress(1, `accuracy ${(accuracy.accuracy * 100).toFixed(2)}% (${accuracy.metric}) on ${accuracy.validationSamples} samples`);
   // RSS cannot see allocations that reuse pages the process had already freed, which hides a
   // small model's session; it must hold its weights at least, so those bound the figure below.
   const peakMemoryBytes = Math.max(peakRss - baseline, initializerBytes(decodeModel(job.modelBytes)));
   await session.release();
   await warmup.release();
-  return { loadMs, latency, peakMemoryBytes, accuracy, validationSamples };
+  return {
+    loadMs, latency: sized[sized.length - 1].latency, peakMemoryBytes,
+    ...(job.shapes?.length ? { sizes: sized } : {}),
+    ...(accuracy ?? {}),
+  };
 }

@@ -4,6 +4,9 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ChildJob } from './profile-child.js';
 import type { MeasureResult } from './profile-measure.js';
+import { ErrorCode, InfaasError } from '../../schemas/errors.js';
+
+const isErrorCode = (c: unknown): c is ErrorCode => Object.values(ErrorCode).includes(c as ErrorCode);
 
 const CHILD = fileURLToPath(new URL('./profile-child.ts', import.meta.url));
 // The child is TypeScript too: load it through tsx, resolved from this package (not the caller's cwd).
@@ -26,10 +29,11 @@ export function runProfileChild(
       clearTimeout(timer);
       if (err) reject(err); else resolve(result!);
     };
-    child.on('message', (m: { type: string; fraction?: number; note?: string; result?: MeasureResult; message?: string }) => {
+    child.on('message', (m: { type: string; fraction?: number; note?: string; result?: MeasureResult; message?: string; code?: string }) => {
       if (m.type === 'progress') onProgress(m.fraction ?? 0, m.note ?? '');
       else if (m.type === 'result') finish(null, m.result);
-      else if (m.type === 'error') finish(new Error(m.message));
+      // A coded error (VALIDATION_SET_INVALID: a label the output cannot have) keeps its code across the process boundary.
+      else if (m.type === 'error') finish(isErrorCode(m.code) ? new InfaasError(m.code, m.message ?? '') : new Error(m.message));
     });
     child.once('exit', (code, signal) => finish(new Error(`profiling process exited (${signal ?? code}) without a result: ${stderr.trim().slice(-500)}`)));
     child.once('error', (err) => finish(err));

@@ -1,7 +1,7 @@
 // Effects of the registration lifecycle: repository and KV work behind the machine's named actors.
 import type { NatsConnection } from 'nats';
 import { fromPromise } from 'xstate';
-import type { GenerateReply, ModelRecord, ProfileRecord, RegisterRequest, VariantRecord } from '../../schemas/registry.js';
+import type { GenerateReply, Metric, ModelRecord, ProfileRecord, ProfileShape, RegisterRequest, VariantRecord } from '../../schemas/registry.js';
 import { GenerateReply as GenerateReplySchema } from '../../schemas/registry.js';
 import { validate as validateSchema } from '../../schemas/validate.js';
 import { keys, objects, services, subjects } from '../../subjects/index.js';
@@ -14,7 +14,10 @@ import {
   deleteObjects, entryValue, kvCreate, kvGet, kvModify, kvPurgeAll, kvPurgeAt, kvUpdate, objectBytes, putObject, type Stores,
 } from '../../runtime/bus/store.js';
 import { parseValidationSet } from '../../runtime/validation-set.js';
-import type { ProfilingSummary } from './machine.js';
+import type { Generated, ProfilingSummary } from './machine.js';
+import { resolveBatchAxes } from '../../runtime/onnx/batch-axes.js';
+import { resolveProfileShapes } from './shapes.js';
+import type { TensorSpec } from '../../schemas/tensor.js';
 
 export interface RegistrarOptions {
   /** Largest model file accepted (bytes). */
@@ -42,11 +45,26 @@ export interface RegistrarDeps {
 
 const now = () => new Date().toISOString();
 
+function bad(message: string, details?: Record<string, unknown>): InfaasError {
+  return new InfaasError(ErrorCode.BadRequest, message, details);
+}
+
+/** What accuracy means for this model, or a BAD_REQUEST saying which combination cannot support a number. */
+function checkMetricRequest(req: RegisterRequest): void {
+  if (!req.validation && req.declaredAccuracy === undefined) {
+    throw bad('give a validation set ("validation"), a declared accuracy ("declaredAccuracy"), or both with metric fidelity (variants then carry declared x fidelity)');
+  }
+  if (req.metric && !req.validation) {
+    throw bad(`metric ${req.metric.kind} needs a validation set: without one the only figure is the declared accuracy`);
+  }
+  if (req.validation && req.declaredAccuracy !== undefined && req.metric && req.metric.kind !== 'fidelity') {
+    throw bad(`metric ${req.metric.kind} is measured on the validation set's labels; a declared accuracy goes with metric fidelity (or without a validation set)`);
+  }
+}
+
 async function checkAndStore(deps: RegistrarDeps, req: RegisterRequest): Promise<ModelRecord> {
   const { stores, options } = deps;
-  if ((req.validation === undefined) === (req.declaredAccuracy === undefined)) {
-    throw new InfaasError(ErrorCode.BadRequest, 'give exactly one of "validation" (a validation set object) or "declaredAccuracy"');
-  }
+  checkMetricRequest(req);
   const info = await stores.repository.info(req.object);
   if (!info || info.deleted) {
     throw new InfaasError(ErrorCode.ObjectNotFound, `object "${req.object}" is not in the model repository: upload it first (infaas register does this, or: nats obj put infaas_repo FILE --name ${req.object})`, { object: req.object });
@@ -62,29 +80,50 @@ async function checkAndStore(deps: RegistrarDeps, req: RegisterRequest): Promise
   } catch (err) {
     throw new InfaasError(ErrorCode.ModelLoadFailed, `ONNX Runtime cannot load "${req.object}": ${(err as Error).message.split('\n')[0]}`);
   }
+  // The file says names, dtypes, shapes and dimension names; the request overrides or completes them.
   const sig = modelSignature(proto);
-  const problems = [...signatureMismatches(req.inputs, sig.inputs, 'input'), ...signatureMismatches(req.outputs, sig.outputs, 'output')];
+  const problems = [
+    ...(req.inputs ? signatureMismatches(req.inputs, sig.inputs, 'input') : []),
+    ...(req.outputs ? signatureMismatches(req.outputs, sig.outputs, 'output') : []),
+  ];
   if (problems.length > 0) {
-    throw new InfaasError(ErrorCode.SignatureMismatch, `declared inputs/outputs do not match the model: ${problems.join('; ')}`, { problems, model: sig });
+    throw new InfaasError(ErrorCode.SignatureMismatch, `declared inputs/outputs do not match the model: ${problems.join('; ')}`, { problems, model: { inputs: sig.inputs, outputs: sig.outputs } });
+  }
+  const axes = resolveBatchAxes(sig, { inputs: req.inputs, outputs: req.outputs, batchAxes: req.batchAxes });
+  const { inputs, outputs } = axes;
+  if (req.metric?.output && !outputs.some((o: TensorSpec) => o.name === req.metric!.output)) {
+    throw bad(`metric output "${req.metric.output}" is not an output of the model (it has ${outputs.map((o: TensorSpec) => o.name).join(', ')})`);
   }
   let validation: ModelRecord['validation'];
   let validationBytes: Uint8Array | undefined;
+  let metric: Metric | undefined = req.metric;
+  let sampleShapes: ProfileShape[] | undefined;
   if (req.validation) {
     const vinfo = await stores.repository.info(req.validation.object);
     if (!vinfo || vinfo.deleted) {
       throw new InfaasError(ErrorCode.ObjectNotFound, `validation set "${req.validation.object}" is not in the model repository`, { object: req.validation.object });
     }
     validationBytes = await objectBytes(stores.repository, req.validation.object);
-    const set = parseValidationSet(validationBytes, req.inputs, req.outputs);
+    const set = parseValidationSet(validationBytes, inputs, outputs, metric);
+    if (!metric) {
+      // Without a metric: labels say which (class indices top1, strings ctc); no labels, or a
+      // declared accuracy beside the set, mean fidelity to the registered model.
+      metric = set.labelKind === 'none' || req.declaredAccuracy !== undefined ? { kind: 'fidelity' } : set.labelKind === 'text' ? { kind: 'ctc' } : { kind: 'top1' };
+      parseValidationSet(validationBytes, inputs, outputs, metric); // the default must fit too
+    }
+    sampleShapes = set.shapes;
     validation = { object: objects.validationSet(req.name), samples: set.samples };
   }
+  const shapes = resolveProfileShapes(inputs, req.shapes, sampleShapes, sig.dimNames);
   await putObject(stores.repository, objects.model(req.name), bytes, `${req.name}: registered model`);
   if (validationBytes) await putObject(stores.repository, objects.validationSet(req.name), validationBytes, `${req.name}: validation set`);
   return {
-    name: req.name, task: req.task, dataset: req.dataset, framework: 'onnx', inputs: req.inputs, outputs: req.outputs,
+    name: req.name, task: req.task, dataset: req.dataset, framework: 'onnx', inputs, outputs,
     submitter: req.submitter, ...(req.description ? { description: req.description } : {}),
     status: 'generating', object: objects.model(req.name), sizeBytes: bytes.byteLength,
     ...(validation ? { validation } : {}), ...(req.declaredAccuracy !== undefined ? { declaredAccuracy: req.declaredAccuracy } : {}),
+    ...(metric ? { metric } : {}), ...(shapes ? { shapes } : {}),
+    batched: axes.batched, ...(axes.reason ? { unbatchedReason: axes.reason } : {}),
     variants: [], registrar: deps.options.registrarId, createdAt: now(), updatedAt: now(),
   };
 }
@@ -170,11 +209,14 @@ export function registrationActors(deps: RegistrarDeps) {
         throw err;
       }
     }),
-    generate: fromPromise<VariantRecord[], { model: ModelRecord }>(async ({ input }) => {
+    generate: fromPromise<Generated, { model: ModelRecord }>(async ({ input }) => {
       const reply = validateSchema(GenerateReplySchema, await requestJson(nc, subjects.profiler.generate, { model: input.model.name }, options.generateTimeoutMs), 'generate reply') as GenerateReply;
       for (const v of reply.variants) await stores.variants.put(v.id, encodeJson(v));
-      await kvModify<ModelRecord>(stores.models, keys.model(input.model.name), (m) => ({ ...m, status: 'profiling', variants: reply.variants.map((v) => v.id), updatedAt: now() }));
-      return reply.variants;
+      const skipped = reply.skipped ?? [];
+      await kvModify<ModelRecord>(stores.models, keys.model(input.model.name), (m) => ({
+        ...m, status: 'profiling', variants: reply.variants.map((v) => v.id), ...(skipped.length > 0 ? { skipped } : {}), updatedAt: now(),
+      }));
+      return { variants: reply.variants, skipped };
     }),
     awaitProfiles: fromPromise<ProfilingSummary, { model: ModelRecord; variants: VariantRecord[] }>(({ input, signal }) =>
       awaitProfiles(deps, input.model, input.variants, signal)),

@@ -1,7 +1,7 @@
 // Lifecycle of one registration: received -> validating -> generating -> profiling -> registered | failed.
 // Effects are named here and supplied by effects.ts through .provide(); no I/O imports.
 import { assign, fromPromise, setup } from 'xstate';
-import type { ModelRecord, RegisterRequest, RegistryEventType, VariantRecord } from '../../schemas/registry.js';
+import type { ModelRecord, RegisterRequest, RegistryEventType, SkippedVariant, VariantRecord } from '../../schemas/registry.js';
 
 export interface FailureInfo { code: string; message: string }
 
@@ -10,6 +10,15 @@ export interface RegistrationContext {
   model?: ModelRecord;
   variants: VariantRecord[];
   error?: FailureInfo;
+}
+
+/** What the generator made, and each variant kind it did not make with the reason. */
+export interface Generated { variants: VariantRecord[]; skipped: SkippedVariant[] }
+
+/** The variants.generated message: the count, then every kind not made and why. */
+export function generatedMessage(g: Generated): string {
+  const skipped = g.skipped.map((s) => `${s.kind} (${s.reason})`).join('; ');
+  return `${g.variants.length} variants generated${skipped ? `; not generated: ${skipped}` : ''}`;
 }
 
 export interface ProfilingSummary { hardwareClass: string; profiled: number; unsupported: number }
@@ -36,7 +45,7 @@ export const registrationMachine = setup({
   actors: {
     /** Claims the name, checks object/model/signature/validation set, copies them into the repository. */
     validate: fromPromise<ModelRecord, { request: RegisterRequest }>(async () => { throw new Error('validate not provided'); }),
-    generate: fromPromise<VariantRecord[], { model: ModelRecord }>(async () => { throw new Error('generate not provided'); }),
+    generate: fromPromise<Generated, { model: ModelRecord }>(async () => { throw new Error('generate not provided'); }),
     awaitProfiles: fromPromise<ProfilingSummary, { model: ModelRecord; variants: VariantRecord[] }>(async () => { throw new Error('awaitProfiles not provided'); }),
     complete: fromPromise<ModelRecord, { model: ModelRecord }>(async () => { throw new Error('complete not provided'); }),
     rollback: fromPromise<void, { name: string }>(async () => { throw new Error('rollback not provided'); }),
@@ -85,8 +94,8 @@ export const registrationMachine = setup({
         onDone: {
           target: 'profiling',
           actions: [
-            assign({ variants: ({ event }) => event.output }),
-            { type: 'report', params: ({ event }) => ({ type: 'variants.generated', message: `${event.output.length} variants generated` }) },
+            assign({ variants: ({ event }) => event.output.variants }),
+            { type: 'report', params: ({ event }) => ({ type: 'variants.generated', message: generatedMessage(event.output) }) },
           ],
         },
         onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => failure(event.error) }) },

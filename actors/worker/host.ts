@@ -128,7 +128,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     name: services.worker, version: '0.1.0', description: 'INFaaS worker: variant instances, batching, monitor, model-autoscaler',
     metadata: { workerId: id, hardwareClass, threads: String(threads) },
   });
-  const data = inferenceHandler(nc, router, inference, log);
+  const data = inferenceHandler(nc, router, inference, log, stores.blobs);
   srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: data.handler });
   addControlEndpoints(srv, {
     workerId: id, log, instances: () => registry.live(), startInstance: (v) => registry.start(v), load: (v) => registry.load(v), record: (i) => registry.record(i),

@@ -3,12 +3,14 @@
 // subject or to the query's result subject.
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection, type ServiceMsg } from 'nats';
 import type { QueryResult } from '../../schemas/query.js';
+import type { BlobRef, Tensor } from '../../schemas/tensor.js';
 import { Query } from '../../schemas/query.js';
 import { InferRequest } from '../../schemas/worker.js';
 import { validate } from '../../schemas/validate.js';
 import { checkVariantId, headerNames, subjects } from '../../subjects/index.js';
 import { isAnswerSubject } from '../../subjects/access.js';
 import { decodePayload, encodeErrorReply, encodePayload, headerEpochMs, headersOf, isJson, tensorForJson } from '../../runtime/bus/codec.js';
+import { ANSWER_HEADROOM_BYTES, chooseOffload, encodedSizes, type BlobStore, hasRefs, maxPayloadOf, messageBytes, offload, refsOf, resolveTensors } from '../../runtime/bus/blobs.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
@@ -21,19 +23,28 @@ export interface Router {
 }
 
 export interface InferenceOptions {
-  /** Requests bigger than this are refused (the server's max_payload bounds it anyway). */
+  /** Requests bigger than this are refused; default no limit of our own: the server's max payload bounds them. */
   maxRequestBytes: number;
+  /** A query's inputs by reference (claim check) may come to at most this many bytes in all. */
+  maxReferencedBytes: number;
   /** Deadline for a query that carries none: generous, so direct callers are not surprised. */
   defaultDeadlineMs: number;
 }
 
-export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: 1024 * 1024, defaultDeadlineMs: 30_000 });
+export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequestBytes: Infinity, maxReferencedBytes: 1024 ** 3, defaultDeadlineMs: 30_000 });
 
 /**
  * Where and how a query's answer goes: the caller's reply subject (or the query's result subject);
  * then, for a query a dispatcher forwarded, an empty ack to the dispatcher's ack subject.
  */
-export interface AnswerRoute { json: boolean; reply?: string; resultSubject?: string; ack?: string }
+export interface AnswerRoute {
+  json: boolean; reply?: string; resultSubject?: string; ack?: string;
+  /**
+   * Inputs by reference of a query answered on a result subject: deleted once it is answered, as
+   * nobody retries a published query (QueryClient deletes a request's own after its last try).
+   */
+  inputBlobs?: BlobRef[];
+}
 
 const EMPTY = new Uint8Array(0);
 /** A subject a worker may publish an answer to: no spaces or control characters, no wildcards. */
@@ -42,33 +53,47 @@ const SUBJECT = /^[^\s*>\u0000-\u001f\u007f]{1,512}$/;
 /** A query already decoded and validated (by this worker's endpoint, or by a dispatcher in this process). */
 export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt: number; receivedAt: number; route: AnswerRoute }
 
-export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger) {
-  const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
-
+/**
+ * `blobs` is the bucket of tensors by reference (claim check): inputs that came by reference are
+ * fetched from it before routing to an instance, and outputs too big for one answer are put in it.
+ */
+export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore) {
   const send = (route: AnswerRoute, outcome: Outcome): void => {
-    const json = route.json;
-    let data: Uint8Array;
-    let h = natsHeaders();
-    let err = 'error' in outcome ? outcome.error : undefined;
-    if (!err) {
-      let result = (outcome as { result: QueryResult }).result;
-      if (json) result = { ...result, outputs: Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, tensorForJson(v)])) };
-      const enc = encodePayload(result, json);
-      if (enc.data.length + 256 > maxPayload()) {
-        err = new InfaasError(ErrorCode.PayloadTooLarge, `the answer is ${enc.data.length} bytes, over the server's max payload of ${maxPayload()} bytes`);
-      } else {
-        data = enc.data;
-        h = enc.headers;
-      }
+    if ('error' in outcome) { publish(route, encodeErrorReply(outcome.error, route.json)); return; }
+    const shown = route.json ? jsonOutputs(outcome.result.outputs) : outcome.result.outputs;
+    const enc = encodePayload({ ...outcome.result, outputs: shown }, route.json);
+    const size = messageBytes(enc.data, enc.headers) + ANSWER_HEADROOM_BYTES;
+    if (size <= maxPayloadOf(nc)) { publish(route, enc); return; }
+    // Too big for one message: the largest outputs wait in the blobs bucket, the answer carries references.
+    storeOutputs(outcome.result, shown, size, route.json).then(
+      (sent) => publish(route, sent),
+      (e: unknown) => publish(route, encodeErrorReply(toInfaasError(e), route.json)),
+    );
+  };
+
+  const storeOutputs = async (result: QueryResult, shown: Record<string, Tensor>, size: number, json: boolean) => {
+    const limit = maxPayloadOf(nc);
+    const names = chooseOffload(encodedSizes(shown, json), size, limit);
+    if (!names) throw new InfaasError(ErrorCode.PayloadTooLarge, `the answer is ${size} bytes even with every output by reference; the server's max payload is ${limit}`);
+    let stored: Record<string, unknown>;
+    try {
+      stored = await offload(blobs, result.outputs, names);
+    } catch (e) {
+      throw new InfaasError(ErrorCode.Internal, `the answer (${size} bytes) is over the max payload of ${limit} bytes, and its outputs could not be stored by reference: ${(e as Error).message}`);
     }
-    if (err) ({ data, headers: h } = encodeErrorReply(err, json));
+    const outputs = { ...shown, ...Object.fromEntries(names.map((n) => [n, stored[n]])) };
+    return encodePayload({ ...result, outputs }, json);
+  };
+
+  const publish = (route: AnswerRoute, enc: { data: Uint8Array; headers: MsgHdrs }): void => {
     const to = route.resultSubject ?? route.reply;
     try {
-      if (to) nc.publish(to, data!, { headers: h });
+      if (to) nc.publish(to, enc.data, { headers: enc.headers });
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'could not send an answer');
     }
     if (route.ack) ack(route.ack);
+    if (route.inputBlobs) void blobs.delete(route.inputBlobs);
   };
 
   const ack = (subject: string, refused?: string): void => {
@@ -85,28 +110,52 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     }
   };
 
+  const admit = (a: AcceptedQuery, now: number, where: string): void => {
+    if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
+    if (a.deadline <= now) {
+      throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${now - a.deadline} ms ${where}; not computed`, { deadline: a.deadline, now });
+    }
+  };
+
+  const route = (a: AcceptedQuery, now: number) => router.route(a.req.variant, { load: a.req.load ?? false, pinned: a.req.pinned ?? false }, a.deadline, now);
+
+  const enqueue = (a: AcceptedQuery, inputs: Record<string, Tensor>, now: number): void => {
+    const { req } = a;
+    const instance = route(a, now);
+    const checked = checkInputs(inputs, instance.spec.inputs, instance.spec.maxBatch);
+    instance.enqueue({
+      ...(req.id !== undefined ? { id: req.id } : {}),
+      checked, deadline: a.deadline, startedAt: a.startedAt, receivedAt: a.receivedAt, ...(req.note ? { note: req.note } : {}), ...(req.pinned ? { pinned: true } : {}),
+      answer: (outcome) => send(a.route, outcome),
+    });
+  };
+
+  const fail = (a: AcceptedQuery, e: unknown): void => {
+    const ie = toInfaasError(e);
+    if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
+    // A dispatcher routed by a view older than this worker's instances (one was just unloaded or
+    // switched): it decides again rather than the client hearing of it.
+    if (a.route.ack && (ie.code === ErrorCode.VariantNotLoaded || ie.code === ErrorCode.WorkerDraining)) { ack(a.route.ack, ie.code); return; }
+    send(a.route, { error: ie });
+  };
+
   /** Routes an accepted query to an instance; every outcome, errors included, is answered exactly once. */
   const accept = (a: AcceptedQuery): void => {
     try {
-      if (router.draining) throw new InfaasError(ErrorCode.WorkerDraining, 'this worker is draining and takes no new queries', { retryAfterMs: 0 });
-      if (a.deadline <= a.receivedAt) {
-        throw new InfaasError(ErrorCode.DeadlineExceeded, `deadline passed ${a.receivedAt - a.deadline} ms before the query reached the worker; not computed`, { deadline: a.deadline, now: a.receivedAt });
-      }
-      const { req } = a;
-      const instance = router.route(req.variant, { load: req.load ?? false, pinned: req.pinned ?? false }, a.deadline, a.receivedAt);
-      const checked = checkInputs(req.inputs, instance.spec.inputs, instance.spec.maxBatch);
-      instance.enqueue({
-        ...(req.id !== undefined ? { id: req.id } : {}),
-        checked, deadline: a.deadline, startedAt: a.startedAt, receivedAt: a.receivedAt, ...(req.note ? { note: req.note } : {}), ...(req.pinned ? { pinned: true } : {}),
-        answer: (outcome) => send(a.route, outcome),
-      });
+      admit(a, a.receivedAt, 'before the query reached the worker');
+      if (!hasRefs(a.req.inputs)) { enqueue(a, a.req.inputs as Record<string, Tensor>, a.receivedAt); return; }
+      // Inputs by reference: refused or sent back before the fetch when this worker cannot take the query.
+      route(a, a.receivedAt);
+      if (a.route.resultSubject) a = { ...a, route: { ...a.route, inputBlobs: refsOf(a.req.inputs) } };
+      resolveTensors(blobs, a.req.inputs, 'input', options.maxReferencedBytes).then((inputs) => {
+        try {
+          const now = Date.now();
+          admit(a, now, 'while its inputs were fetched from the blobs bucket');
+          enqueue(a, inputs, now);
+        } catch (e) { fail(a, e); }
+      }, (e: unknown) => fail(a, e));
     } catch (e) {
-      const ie = toInfaasError(e);
-      if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
-      // A dispatcher routed by a view older than this worker's instances (one was just unloaded or
-      // switched): it decides again rather than the client hearing of it.
-      if (a.route.ack && (ie.code === ErrorCode.VariantNotLoaded || ie.code === ErrorCode.WorkerDraining)) { ack(a.route.ack, ie.code); return; }
-      send(a.route, { error: ie });
+      fail(a, e);
     }
   };
 
@@ -168,4 +217,8 @@ function forwardedQuery(body: unknown, variant: string, h: MsgHdrs): InferReques
     ...(h.get(headerNames.load) === '1' ? { load: true } : {}), ...(h.get(headerNames.pinned) === '1' ? { pinned: true } : {}),
     ...(note ? { note: note.slice(0, 1000) } : {}),
   };
+}
+
+function jsonOutputs(outputs: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, tensorForJson(v)]));
 }

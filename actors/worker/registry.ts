@@ -11,6 +11,7 @@ import type { Logger } from '../../runtime/log.js';
 import type { RegistryView } from '../../runtime/views/registry-view.js';
 import { kvPut, objectBytes, type Stores } from '../../runtime/bus/store.js';
 import { ThreadedSession } from '../../runtime/onnx/threaded-session.js';
+import { servingSpecs } from '../../runtime/onnx/batch-axes.js';
 import { VariantInstance, type InstanceOptions, type InstanceSpec } from '../instance/index.js';
 
 export const instanceIds = customAlphabet('abcdefghijklmnopqrstuvwxyz0123456789', 8);
@@ -86,8 +87,8 @@ export class InstanceRegistry {
     }
     const spec: InstanceSpec = {
       id: `i-${instanceIds()}`, variant: v.id, model: v.model, maxBatch: v.maxBatch, threads: v.intraOpThreads, memoryBytes: memory,
-      inputs: m.inputs, batchQueries: m.outputs.every((o) => o.shape.length > 0 && o.shape[0] === null),
-      ...(p?.latency && p.loadMs !== undefined ? { profile: { latency: p.latency, loadMs: p.loadMs } } : {}),
+      ...servingSpecs(m),
+      ...(p?.latency && p.loadMs !== undefined ? { profile: { latency: p.latency, loadMs: p.loadMs, ...(p.sizes?.length ? { sizes: p.sizes } : {}) } } : {}),
     };
     if (!spec.profile) log.warn({ variant: v.id }, 'no profile for this hardware class yet: batching without a latency curve, no classification');
     this.replacements.delete(variantId);

@@ -38,6 +38,14 @@ export function ensureNatsServer(log: Logger, install = true): string {
   return after;
 }
 
+/**
+ * The largest message the embedded server takes, headers included (nats-server's own default is
+ * 1 MiB; a 640x640 RGB float32 image is 4.9 MB). Bigger tensors go by reference anyway (claim check).
+ */
+export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
+/** nats-server refuses a max payload above its max_pending (64 MiB by default). */
+export const MAX_MAX_PAYLOAD = 64 * 1024 * 1024;
+
 export interface LocalNatsOptions {
   /** JetStream store directory (created if missing). */
   storeDir: string;
@@ -56,6 +64,11 @@ export interface LocalNatsOptions {
   tls?: { certFile: string; keyFile: string };
   /** How to connect when probing a server already listening (its credentials, TLS trust). */
   connect?: Partial<ConnectionOptions>;
+  /**
+   * Max payload in bytes (headers included) the server accepts per message; default
+   * DEFAULT_MAX_PAYLOAD, 1 KiB to 64 MiB. A reused server keeps its own (a warning says so).
+   */
+  maxPayload?: number;
 }
 
 export interface LocalNats {
@@ -65,6 +78,8 @@ export interface LocalNats {
   reused: boolean;
   /** Whether the server checks who connects (a reused one says so in its INFO). */
   authRequired: boolean;
+  /** The largest message it takes (its INFO's max_payload when reused). */
+  maxPayload: number;
   stop(): Promise<void>;
 }
 
@@ -72,12 +87,13 @@ export interface LocalNats {
  * Whether a NATS server answers at `url` (and whether it requires authorization). A server that
  * answers but refuses our credentials is up too: that is an error to report, not a port to take.
  */
-async function probeNats(url: string, options: Partial<ConnectionOptions> = {}): Promise<{ up: boolean; authRequired: boolean }> {
+async function probeNats(url: string, options: Partial<ConnectionOptions> = {}): Promise<{ up: boolean; authRequired: boolean; maxPayload?: number }> {
   try {
     const nc = await connect({ ...options, servers: url, timeout: 1000, maxReconnectAttempts: 0 });
     const authRequired = nc.info?.auth_required === true;
+    const maxPayload = nc.info?.max_payload;
     await nc.close();
-    return { up: true, authRequired };
+    return { up: true, authRequired, ...(maxPayload ? { maxPayload } : {}) };
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'AUTHORIZATION_VIOLATION') {
@@ -145,29 +161,43 @@ function isAlive(pid: number): boolean {
   }
 }
 
+export function checkMaxPayload(bytes: number): number {
+  if (!Number.isInteger(bytes) || bytes < 1024 || bytes > MAX_MAX_PAYLOAD) {
+    throw new RangeError(`max payload must be a whole number of bytes from 1024 to ${MAX_MAX_PAYLOAD} (64 MiB, nats-server's max_pending), got ${bytes}`);
+  }
+  return bytes;
+}
+
 export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNats> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 4222;
+  const maxPayload = checkMaxPayload(options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
   await stopOrphanedServer(options.storeDir, options.log);
   const probe = port > 0 ? await probeNats(`nats://${host}:${port}`, options.connect) : { up: false, authRequired: false };
   if (probe.up) {
-    options.log.info({ port, authRequired: probe.authRequired }, 'reusing the NATS server already listening');
+    const theirs = probe.maxPayload ?? maxPayload;
+    options.log.info({ port, authRequired: probe.authRequired, maxPayload: theirs }, 'reusing the NATS server already listening');
     if (options.auth && !probe.authRequired) options.log.warn({ port }, 'the NATS server already listening does not check credentials: anyone who can reach it may do anything');
-    return { url: `nats://${host}:${port}`, port, reused: true, authRequired: probe.authRequired, stop: async () => {} };
+    if (theirs !== maxPayload) options.log.warn({ port, maxPayload: theirs, asked: maxPayload }, 'the NATS server already listening keeps its own max payload: restart it to change it');
+    return { url: `nats://${host}:${port}`, port, reused: true, authRequired: probe.authRequired, maxPayload: theirs, stop: async () => {} };
   }
   const bin = ensureNatsServer(options.log, options.install ?? true);
   mkdirSync(options.storeDir, { recursive: true });
   const portsDir = join(options.storeDir, 'ports');
   rmSync(portsDir, { recursive: true, force: true });
   mkdirSync(portsDir, { recursive: true });
-  const args = ['-a', host, '-p', String(port), '-js', '-sd', options.storeDir, '--ports_file_dir', portsDir, '-n', `infaas-local-${process.pid}`, '-P', join(options.storeDir, PID_FILE)];
+  // Command-line flags win over the config file, which holds only what has no flag: the max
+  // payload, and the authorization block (in its own file, mode 0600: it holds passwords).
+  const conf = join(options.storeDir, 'server.conf');
+  const lines = [`max_payload: ${maxPayload}`];
   if (options.auth) {
-    // Command-line flags win over the file, which holds only the authorization block.
-    const conf = join(options.storeDir, 'auth.conf');
-    rmSync(conf, { force: true });
-    writeFileSync(conf, serverAuthConfig(options.auth), { mode: 0o600 });
-    args.push('-c', conf);
+    const authConf = join(options.storeDir, 'auth.conf');
+    rmSync(authConf, { force: true });
+    writeFileSync(authConf, serverAuthConfig(options.auth), { mode: 0o600 });
+    lines.push('include ./auth.conf');
   }
+  writeFileSync(conf, lines.join('\n') + '\n');
+  const args = ['-a', host, '-p', String(port), '-js', '-sd', options.storeDir, '--ports_file_dir', portsDir, '-n', `infaas-local-${process.pid}`, '-P', join(options.storeDir, PID_FILE), '-c', conf];
   if (options.tls) args.push('--tls', '--tlscert', options.tls.certFile, '--tlskey', options.tls.keyFile);
   // Own process group: a Ctrl-C at the terminal must reach us (we drain, then stop the server),
   // not kill the server under our feet. If we die, the watchdog (or the exit hook) takes it down.
@@ -192,9 +222,9 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     throw new Error(`nats-server did not start within 5 s: ${stderr.trim()}`);
   }
   const url = `nats://${host}:${actual}`;
-  options.log.info({ url, storeDir: options.storeDir, auth: Boolean(options.auth), tls: Boolean(options.tls) }, 'started local nats-server with JetStream');
+  options.log.info({ url, storeDir: options.storeDir, auth: Boolean(options.auth), tls: Boolean(options.tls), maxPayload }, 'started local nats-server with JetStream');
   return {
-    url, port: actual, reused: false, authRequired: Boolean(options.auth),
+    url, port: actual, reused: false, authRequired: Boolean(options.auth), maxPayload,
     stop: async () => {
       if (exited) { process.off('exit', killOnExit); return; }
       const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -3,6 +3,7 @@ import type { KV, KvEntry, NatsConnection, ObjectStore } from 'nats';
 import { buckets } from '../../subjects/index.js';
 import { decodeJson, encodeJson } from './codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
+import { openBlobStore, type BlobStore } from './blobs.js';
 
 export interface Stores {
   /** The connection the buckets were opened on (watches follow its reconnections). */
@@ -14,6 +15,8 @@ export interface Stores {
   instances: KV;
   leases: KV;
   repository: ObjectStore;
+  /** Tensors too big for one message, by reference (claim check; runtime/bus/blobs.ts). */
+  blobs: BlobStore;
 }
 
 /** Worker and instance records older than this are gone from KV (their writer stopped heartbeating). */
@@ -31,7 +34,7 @@ export interface StoreOptions {
 export async function openStores(nc: NatsConnection, options: StoreOptions = {}): Promise<Stores> {
   const js = nc.jetstream();
   const replicas = options.replicas ?? 1;
-  const [models, variants, profiles, workers, instances, leases, repository] = await Promise.all([
+  const [models, variants, profiles, workers, instances, leases, repository, blobs] = await Promise.all([
     js.views.kv(buckets.models, { history: 5, replicas }),
     js.views.kv(buckets.variants, { history: 1, replicas }),
     js.views.kv(buckets.profiles, { history: 1, replicas }),
@@ -41,9 +44,11 @@ export async function openStores(nc: NatsConnection, options: StoreOptions = {})
     js.views.kv(buckets.instances, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
     js.views.kv(buckets.leases, { history: 1, replicas }),
     js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
+    openBlobStore(nc, options),
   ]);
-  return { nc, models, variants, profiles, workers, instances, leases, repository };
+  return { nc, models, variants, profiles, workers, instances, leases, repository, blobs };
 }
+
 
 export interface Versioned<T> {
   value: T;

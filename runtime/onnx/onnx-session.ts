@@ -33,6 +33,8 @@ export interface ModelSignature {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   opset: number;
+  /** Each tensor's symbolic dimension names as the file gives them (null where a dim is fixed or unnamed). */
+  dimNames: Record<string, (string | null)[]>;
 }
 
 /** Parses an ONNX file; an unreadable file is MODEL_LOAD_FAILED. */
@@ -50,17 +52,21 @@ export function parseModel(bytes: Uint8Array): ModelProto {
 export function modelSignature(model: ModelProto): ModelSignature {
   const g = model.graph!;
   const inits = new Set((g.initializer ?? []).map((t) => t.name));
+  const dimNames: Record<string, (string | null)[]> = {};
   const spec = (v: NonNullable<typeof g.input>[number]): TensorSpec => {
     const tt = v.type?.tensorType;
     const dtype = DTYPE_OF.get(tt?.elemType ?? -1);
     if (!tt || !dtype) throw new InfaasError(ErrorCode.SignatureMismatch, `tensor "${v.name}" has an element type this system does not carry`);
-    const shape = (tt.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : null));
+    const dims = tt.shape?.dim ?? [];
+    const shape = dims.map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : null));
+    dimNames[v.name!] = dims.map((d, i) => (shape[i] === null && d.dimParam ? d.dimParam : null));
     return { name: v.name!, dtype, shape };
   };
   return {
     inputs: (g.input ?? []).filter((v) => !inits.has(v.name)).map(spec),
     outputs: (g.output ?? []).map(spec),
     opset: Number(model.opsetImport?.find((o) => !o.domain)?.version ?? 0),
+    dimNames,
   };
 }
 

@@ -1,4 +1,4 @@
-// Worker-thread bootstrap for runtime/quantize-offload.ts: loads the TypeScript quantiser through tsx.
+// Worker-thread bootstrap for runtime/onnx/quantize-offload.ts: loads the TypeScript quantiser through tsx.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -2,16 +2,50 @@
 // weights are stored as 8-bit integers, activations are quantised at run time (DynamicQuantizeLinear)
 // and MatMul/Gemm/Conv run as MatMulInteger/ConvInteger. The result is a real integer graph.
 import {
-  dimsOf, initializer, node, onnx, readFloatInitializer, TensorType,
+  dimsOf, initializer, node, readFloatInitializer, TensorType,
   type ModelProto, type NodeProto, type TensorProto,
 } from './onnx-graph.js';
+import { constantsToInitializers, foldBatchNorm, upgradeOpset } from './graph-passes.js';
 
 export interface QuantizeReport {
   quantizedNodes: number;
   skippedNodes: { name: string; reason: string }[];
+  /** What the graph passes did before quantising (absent where nothing was needed). */
+  passes?: PassReport;
 }
 
-function attrInt(n: NodeProto, name: string, fallback: number): number {
+export interface PassReport {
+  /** Constant nodes turned into initializers. */
+  hoistedConstants: number;
+  /** The opset the model came with, when it was upgraded to 11, and the ops converted. */
+  upgradedFrom?: number;
+  converted?: Record<string, number>;
+  foldedBatchNorms: number;
+}
+
+/** A model the quantiser cannot work on, with the reason (an opset it cannot upgrade, say). */
+export class QuantizeRefusedError extends Error {
+  override readonly name = 'QuantizeRefusedError';
+}
+
+/**
+ * Weights out of Constant nodes, an opset-9/10 graph upgraded to 11 (QuantizeLinear and friends
+ * need it), BatchNormalization folded into the Conv before it. Throws QuantizeRefusedError when the
+ * opset cannot be upgraded, naming the ops that block it.
+ */
+export function prepareForQuantization(source: ModelProto): { model: ModelProto; passes: PassReport } {
+  const hoisted = constantsToInitializers(source);
+  const upgraded = upgradeOpset(hoisted.model, 11);
+  if (!upgraded.ok) throw new QuantizeRefusedError(upgraded.reason);
+  const folded = foldBatchNorm(upgraded.model);
+  const passes: PassReport = { hoistedConstants: hoisted.hoisted, foldedBatchNorms: folded.folded };
+  if (upgraded.from < 11) Object.assign(passes, { upgradedFrom: upgraded.from, converted: upgraded.converted });
+  return { model: folded.model, passes };
+}
+
+export const QUANTISED_OPS = ['MatMul', 'Gemm', 'Conv'];
+
+export function attrInt(n: NodeProto, name: string, fallback: number): number {
   const a = n.attribute?.find((x) => x.name === name);
   return a?.i === undefined || a.i === null ? fallback : Number(a.i);
 }
@@ -22,7 +56,7 @@ function attrFloat(n: NodeProto, name: string, fallback: number): number {
 }
 
 /** Symmetric int8 per-tensor: zero point 0, scale = max|w| / 127. */
-function quantizeSymmetric(w: Float32Array): { q: Int8Array; scale: number } {
+export function quantizeSymmetric(w: Float32Array): { q: Int8Array; scale: number } {
   let m = 0;
   for (const v of w) m = Math.max(m, Math.abs(v));
   const scale = m > 0 ? m / 127 : 1;
@@ -31,15 +65,19 @@ function quantizeSymmetric(w: Float32Array): { q: Int8Array; scale: number } {
   return { q, scale };
 }
 
-/** Asymmetric uint8 per-tensor (ConvInteger on CPU takes uint8 weights). */
-function quantizeAsymmetric(w: Float32Array): { q: Uint8Array; scale: number; zeroPoint: number } {
-  let lo = 0, hi = 0;
-  for (const v of w) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  const scale = hi > lo ? (hi - lo) / 255 : 1;
-  const zeroPoint = Math.max(0, Math.min(255, Math.round(-lo / scale)));
-  const q = new Uint8Array(w.length);
-  for (let i = 0; i < w.length; i++) q[i] = Math.max(0, Math.min(255, Math.round(w[i] / scale) + zeroPoint));
-  return { q, scale, zeroPoint };
+/** Symmetric int8 per output channel (axis 0): one scale per channel (at least `minScales[c]`), zero points 0. */
+export function quantizePerChannel(w: Float32Array, channels: number, minScales?: Float32Array): { q: Int8Array; scales: Float32Array } {
+  const per = w.length / channels;
+  const q = new Int8Array(w.length);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const wc = w.subarray(c * per, (c + 1) * per);
+    let scale = quantizeSymmetric(wc).scale;
+    if (minScales && minScales[c] > scale) scale = minScales[c];
+    for (let i = 0; i < per; i++) q[c * per + i] = Math.max(-127, Math.min(127, Math.round(wc[i] / scale)));
+    scales[c] = scale;
+  }
+  return { q, scales };
 }
 
 function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
@@ -48,17 +86,41 @@ function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array 
   return t;
 }
 
-/** Returns a new model; the input is not modified. Throws if the opset is too old for int8 ops. */
+/** Why a MatMul/Gemm/Conv keeps float weights (undefined: it can be quantised). */
+export function unquantisableReason(n: NodeProto, inits: Map<string, TensorProto>): string | undefined {
+  const w = n.input?.[1] ? inits.get(n.input[1]) : undefined;
+  if (!w || w.dataType !== TensorType.FLOAT) return 'weight is not a float32 initializer';
+  const dims = dimsOf(w);
+  if (n.opType === 'Conv') return dims.length < 3 ? 'Conv weight of rank < 3' : undefined;
+  if (dims.length !== 2) return `${n.opType} weight is ${dims.length}-D (only 2-D weights are quantised)`;
+  if (n.opType === 'Gemm' && (attrInt(n, 'transA', 0) !== 0 || attrFloat(n, 'alpha', 1) !== 1 || attrFloat(n, 'beta', 1) !== 1)) return 'Gemm with transA, alpha or beta';
+  return undefined;
+}
+
+/** Unquantised ops worth naming in a report (ORT has no integer kernel for them). */
+export function unsupportedNodes(nodes: NodeProto[]): { name: string; reason: string }[] {
+  return nodes.filter((n) => n.opType === 'ConvTranspose')
+    .map((n) => ({ name: n.name || n.output![0], reason: 'ConvTranspose keeps float weights (no integer kernel in this quantiser)' }));
+}
+
+const CONV_ATTRS = ['kernel_shape', 'pads', 'strides', 'dilations', 'group', 'auto_pad'];
+
+/**
+ * Returns a new model; the input is not modified. Runs prepareForQuantization first, so it throws
+ * QuantizeRefusedError for an opset it cannot upgrade. Conv weights are quantised per output channel
+ * (symmetric, stored as uint8 around one zero point of 128, since ORT's ConvInteger takes a single
+ * weight zero point): depthwise convolutions have channels whose ranges differ by orders of magnitude,
+ * and one per-tensor scale flattens the small ones to zero.
+ */
 export function quantizeDynamicInt8(source: ModelProto): { model: ModelProto; report: QuantizeReport } {
-  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(source).finish());
+  const { model, passes } = prepareForQuantization(source);
   const graph = model.graph!;
-  const opset = Number(model.opsetImport?.find((o) => !o.domain)?.version ?? 0);
-  if (opset < 11) throw new Error(`opset ${opset} is below 11: DynamicQuantizeLinear needs opset 11 or later`);
   const inits = new Map<string, TensorProto>((graph.initializer ?? []).map((t) => [t.name!, t]));
-  const report: QuantizeReport = { quantizedNodes: 0, skippedNodes: [] };
+  const report: QuantizeReport = { quantizedNodes: 0, skippedNodes: unsupportedNodes(graph.node ?? []), passes };
   const quantizedInputs = new Map<string, { q: string; scale: string; zp: string }>();
   const out: NodeProto[] = [];
-  const newInits: TensorProto[] = [];
+  const newInits = new Map<string, TensorProto>(); // by name: a weight two nodes share is quantised once
+  const add = (...ts: TensorProto[]) => { for (const t of ts) newInits.set(t.name!, t); };
   const dynamicQuant = (x: string) => {
     let r = quantizedInputs.get(x);
     if (!r) {
@@ -76,41 +138,36 @@ export function quantizeDynamicInt8(source: ModelProto): { model: ModelProto; re
     );
   };
   for (const n of graph.node ?? []) {
-    const wName = n.input?.[1];
-    const w = wName ? inits.get(wName) : undefined;
     const tag = n.name || n.output![0];
-    if (!w || w.dataType !== TensorType.FLOAT || !['MatMul', 'Gemm', 'Conv'].includes(n.opType!)) {
-      if (['MatMul', 'Gemm', 'Conv'].includes(n.opType!)) report.skippedNodes.push({ name: tag, reason: 'weight is not a float32 initializer' });
-      out.push(n);
-      continue;
-    }
+    if (!QUANTISED_OPS.includes(n.opType!) || n.domain) { out.push(n); continue; }
+    const why = unquantisableReason(n, inits);
+    if (why) { report.skippedNodes.push({ name: tag, reason: why }); out.push(n); continue; }
+    const wName = n.input![1];
+    const w = inits.get(wName)!;
     const dims = dimsOf(w);
     const x = n.input![0];
     const y = n.output![0];
     if (n.opType === 'Conv') {
-      const { q, scale, zeroPoint } = quantizeAsymmetric(readFloatInitializer(w));
-      newInits.push(initializer(`${wName}_u8`, dims, q), initializer(`${wName}_zp`, [], Uint8Array.of(zeroPoint)), initializer(`${wName}_scale`, [], Float32Array.of(scale)));
+      const { q, scales } = quantizePerChannel(readFloatInitializer(w), dims[0]);
+      const u8 = Uint8Array.from(q, (v) => v + 128);
+      const scaleShape = [1, dims[0], ...dims.slice(2).map(() => 1)];
+      add(initializer(`${wName}_u8`, dims, u8), initializer(`${wName}_zp`, [], Uint8Array.of(128)), initializer(`${wName}_scale`, scaleShape, scales));
       const xq = dynamicQuant(x);
-      const attrs = (n.attribute ?? []).filter((a) => ['kernel_shape', 'pads', 'strides', 'dilations', 'group', 'auto_pad'].includes(a.name!));
+      const attrs = (n.attribute ?? []).filter((a) => CONV_ATTRS.includes(a.name!));
       out.push({ opType: 'ConvInteger', input: [xq.q, `${wName}_u8`, xq.zp, `${wName}_zp`], output: [`${y}_i32`], attribute: attrs, name: `${tag}_int8` });
       const bias = n.input?.[2] ? inits.get(n.input[2]) : undefined;
       rescale(n, `${y}_i32`, xq.scale, `${wName}_scale`, bias ? `${y}_nobias` : y);
       if (bias) {
-        newInits.push(initializer(`${bias.name}_c11`, [1, dimsOf(bias)[0], 1, 1], readFloatInitializer(bias)));
+        add(initializer(`${bias.name}_c11`, scaleShape, readFloatInitializer(bias)));
         out.push(node('Add', [`${y}_nobias`, `${bias.name}_c11`], [y]));
       }
     } else {
       const gemm = n.opType === 'Gemm';
-      if (dims.length !== 2 || (gemm && (attrInt(n, 'transA', 0) !== 0 || attrFloat(n, 'alpha', 1) !== 1 || attrFloat(n, 'beta', 1) !== 1))) {
-        report.skippedNodes.push({ name: tag, reason: 'only plain 2-D MatMul/Gemm weights are quantised' });
-        out.push(n);
-        continue;
-      }
       let wf = readFloatInitializer(w);
       let wd = dims;
       if (gemm && attrInt(n, 'transB', 0) === 1) { wf = transpose2d(wf, dims[0], dims[1]); wd = [dims[1], dims[0]]; }
       const { q, scale } = quantizeSymmetric(wf);
-      newInits.push(initializer(`${wName}_s8`, wd, q), initializer(`${wName}_zp`, [], Int8Array.of(0)), initializer(`${wName}_scale`, [], Float32Array.of(scale)));
+      add(initializer(`${wName}_s8`, wd, q), initializer(`${wName}_zp`, [], Int8Array.of(0)), initializer(`${wName}_scale`, [], Float32Array.of(scale)));
       const xq = dynamicQuant(x);
       out.push(node('MatMulInteger', [xq.q, `${wName}_s8`, xq.zp, `${wName}_zp`], [`${y}_i32`], {}, `${tag}_int8`));
       const c = gemm ? n.input?.[2] : undefined;
@@ -121,6 +178,6 @@ export function quantizeDynamicInt8(source: ModelProto): { model: ModelProto; re
   }
   const used = new Set(out.flatMap((n) => n.input ?? []));
   graph.node = out as typeof graph.node;
-  graph.initializer = [...(graph.initializer ?? []), ...newInits].filter((t) => used.has(t.name!)) as typeof graph.initializer;
+  graph.initializer = [...(graph.initializer ?? []), ...newInits.values()].filter((t) => used.has(t.name!)) as typeof graph.initializer;
   return { model, report };
 }

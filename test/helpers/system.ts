@@ -19,7 +19,7 @@ import { ZOO_TASK } from '../../zoo/index.js';
 interface Teardown { teardown(fn: () => unknown): void }
 
 /** Without options, a server that checks no credentials; `auth` turns access control on (test/access-control.test.ts). */
-export async function startTestNats(t: Teardown, options: Pick<LocalNatsOptions, 'auth' | 'tls'> = {}): Promise<LocalNats> {
+export async function startTestNats(t: Teardown, options: Pick<LocalNatsOptions, 'auth' | 'tls' | 'maxPayload'> = {}): Promise<LocalNats> {
   const dir = mkdtempSync(join(tmpdir(), 'infaas-test-'));
   const server = await startLocalNats({ storeDir: dir, port: -1, log: silentLogger, install: false, ...options });
   t.teardown(async () => {
