@@ -104,3 +104,16 @@ t.test('without sizes the profile curve decides, as before: the small query is r
   t.same(session.sides, []);
   await inst.drain();
 });
+
+t.test("the monitor's window compares each run with the prediction at its own size, not the largest size's curve", async (t) => {
+  const { inst } = await instance(sized);
+  inst.takeWindow(Date.now());
+  const little = query(8, 1000);
+  inst.enqueue(little.q);
+  t.equal(code(await little.outcome), 'answered');
+  const w = inst.takeWindow(Date.now());
+  t.same(w.latency.get(1)?.length, 1, 'one run of one row observed');
+  t.same(w.predicted.get(1), [5], 'predicted at 8x8: 5 ms (the reference curve says 60 ms)');
+  t.equal(inst.latencyMs(1), 60, 'the reference curve is the largest size');
+  await inst.drain();
+});

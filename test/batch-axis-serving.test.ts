@@ -11,7 +11,10 @@ import { arrayToTensor, tensorToArray } from '../runtime/bus/codec.js';
 import { seededRandom } from '../runtime/random.js';
 import { keys, objects } from '../subjects/index.js';
 import type { ModelRecord, VariantRecord } from '../schemas/registry.js';
-import { connectTest, startTestNats, startTestWorker } from './helpers/system.js';
+import { connectTest, startTestNats, startTestSystem, startTestWorker } from './helpers/system.js';
+import { startDispatcher } from '../actors/dispatcher/index.js';
+import { QueryClient } from '../runtime/client/query-client.js';
+import { silentLogger } from '../runtime/log.js';
 import { rejectsWith } from './helpers/expect.js';
 
 const F = onnxElemType.float32;
@@ -120,4 +123,49 @@ t.test('concurrent queries to a model batched on axis 1 each get their own corre
     variant: variant.id,
     inputs: { x: arrayToTensor('float32', [4, 2, 3], new Float32Array(24)), h: arrayToTensor('float32', [2, 3, 5], new Float32Array(30)), gain: arrayToTensor('float32', [], Float32Array.of(1)) },
   }), 'INVALID_INPUT', 'x and h disagree on their rows (axis 1)');
+});
+
+t.test('registered through the registrar and queried through the dispatcher: axes from the file, rows on axis 1, own answers', async (t) => {
+  const sys = await startTestSystem(t, { generator: { precisions: ['fp32'], optLevels: ['all'], maxBatches: [8], threads: [1], providers: ['cpu'] } });
+  const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1' });
+  t.teardown(() => dispatcher.stop());
+  await startTestWorker(t, sys);
+  const bytes = rnnLikeModel();
+  const object = await sys.client.upload(bytes);
+  const info = await sys.client.register({ name: 'rnnlike', task: 'sequence-test', dataset: 'synthetic', framework: 'onnx', object, submitter: 'test', declaredAccuracy: 0.9 });
+  await sys.client.deleteUpload(object);
+  t.same(info.model.inputs.map((s) => [s.name, s.batchAxis]), [['x', 1], ['h', 1], ['gain', null]], 'batch axes read from the file');
+  t.same(info.model.outputs.map((s) => [s.name, s.batchAxis]), [['y', 1], ['h_out', 1]]);
+  t.equal(info.model.batched, true);
+
+  const direct = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+  t.teardown(() => direct.release());
+  const qc = new QueryClient(sys.nc);
+  const rand = seededRandom(11);
+  const queries = Array.from({ length: 60 }, () => {
+    const rows = 1 + Math.floor(rand() * 3);
+    return { rows, x: values(4 * rows * 3, rand), h: values(2 * rows * 5, rand), gain: 2 };
+  });
+  const answers = await Promise.all(queries.map((q) => qc.query({
+    model: 'rnnlike', slo: { latencyMs: 10_000 },
+    inputs: { x: arrayToTensor('float32', [4, q.rows, 3], q.x), h: arrayToTensor('float32', [2, q.rows, 5], q.h), gain: arrayToTensor('float32', [], Float32Array.of(q.gain)) },
+  }, { retryUntil: Date.now() + 30_000 }).catch((err: Error) => err)));
+  const failed = answers.filter((a) => a instanceof Error);
+  t.equal(failed.length, 0, failed.length ? `${failed.length} failed, e.g. ${(failed[0] as Error).message}` : 'every query answered');
+  let maxDiff = 0;
+  let wrongShape = 0;
+  for (const [i, q] of queries.entries()) {
+    const a = answers[i];
+    if (a instanceof Error) continue;
+    const want = await direct.run({ x: new ort.Tensor('float32', q.x, [4, q.rows, 3]), h: new ort.Tensor('float32', q.h, [2, q.rows, 5]), gain: new ort.Tensor('float32', Float32Array.of(q.gain), []) });
+    if (JSON.stringify(a.outputs.y.shape) !== JSON.stringify([4, q.rows])) wrongShape++;
+    for (const name of ['y', 'h_out'] as const) {
+      const got = tensorToArray(a.outputs[name]) as Float32Array;
+      const exp = want[name].data as Float32Array;
+      if (got.length !== exp.length) { wrongShape++; continue; }
+      for (let k = 0; k < got.length; k++) maxDiff = Math.max(maxDiff, Math.abs(got[k] - exp[k]));
+    }
+  }
+  t.equal(wrongShape, 0, 'every answer has its own rows');
+  t.ok(maxDiff < 1e-5, `every answer equals its query run alone (max |diff| ${maxDiff.toExponential(2)})`);
 });

@@ -1,7 +1,6 @@
 // `infaas bench` against a real system (nats-server, registrar, profiler, dispatcher, worker, ONNX
 // Runtime): every query gets one outcome, answers are checked against labels, outputs parse; a load
 // shape with a two-class mix, and the provisioned cost of the worker from the workers bucket.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,19 +14,9 @@ import { namedShape, traceArrivals, type QueryClass } from '../bench/trace.js';
 import { CSV_COLUMNS, summaryTable, toCsv, writeOutputs } from '../bench/live/report.js';
 import { startTestSystem, startTestWorker, untilServing } from './helpers/system.js';
 import { registerZooModel, VALIDATION_SAMPLES } from './helpers/zoo.js';
+import { runInfaas } from './helpers/cli.js';
 
-const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
-
-function infaas(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b; });
-    child.stderr.on('data', (b: Buffer) => { stderr += b; });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const infaas = runInfaas;
 
 const parseCsv = (text: string) => text.trim().split('\n').map((l) => l.split(','));
 

@@ -2,7 +2,6 @@
 // Object Store bucket, both ways, without the caller seeing it: a 12 MiB image in, 12 MiB out,
 // served end to end and equal to a direct ONNX Runtime run; every blob is deleted once read.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -18,6 +17,7 @@ import { buckets, subjects } from '../subjects/index.js';
 import type { QueryResult } from '../schemas/query.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { rejectsWith } from './helpers/expect.js';
+import { runInfaas } from './helpers/cli.js';
 
 const C = 3;
 const H = 1024;
@@ -161,15 +161,4 @@ t.test('12 MiB tensors are served end to end by reference, equal to direct ONNX 
   });
 });
 
-const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b; });
-    child.stderr.on('data', (b: Buffer) => { stderr += b; });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runInfaas;

@@ -1,6 +1,5 @@
 // `infaas query` as a person uses it with their own inputs: JSON numbers sent as the input's dtype,
 // raw files sent as bytes, answers summarised by shape, retryable errors retried while loading.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,19 +12,9 @@ import { silentLogger } from '../runtime/log.js';
 import { loadSplit } from '../zoo/data.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { registerZooModel } from './helpers/zoo.js';
+import { runInfaas } from './helpers/cli.js';
 
-const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
-
-function infaas(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b; });
-    child.stderr.on('data', (b: Buffer) => { stderr += b; });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const infaas = runInfaas;
 
 const image: TensorSpec = { name: 'image', dtype: 'float32', shape: [null, 1, 28, 28] };
 

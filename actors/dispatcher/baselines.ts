@@ -24,8 +24,8 @@
 //   objective ignored except for 'busy' / 'infeasible'.
 //
 // Queries naming a variant go to selectVariant unchanged (the client already fixed the choice).
-// Queries naming a model choose among that model's variants with no accuracy floor, as selectVariant
-// does. When no candidate meets the floor, selectVariant sees all of the baseline's candidates and
+// Queries naming a model choose among that model's variants meeting the floor the query states (none
+// by default), as selectVariant does: a model's int8 variants may be measurably less accurate. When no candidate meets the floor, selectVariant sees all of the baseline's candidates and
 // answers 'infeasible' with what they achieve.
 import { selectVariant } from './select-index.js';
 import {
@@ -55,7 +55,7 @@ export function selectAmong(s: Snapshot, r: SelectionRequest, kept: CandidatePro
 
 /** The request's candidates: its matching profiles, and the floor selectVariant applies to them. */
 function candidates(s: Snapshot, r: SelectionRequest): { mine: CandidateProfile[]; floor: number } {
-  return { mine: s.profiles.filter((p) => matches(p, r)), floor: r.model ? 0 : r.minAccuracy };
+  return { mine: s.profiles.filter((p) => matches(p, r)), floor: r.minAccuracy };
 }
 
 /** Keep the profile(s) of the variant@class that ranks lowest; ties go to snapshot order. */

@@ -159,7 +159,7 @@ export function selectVariant(s: Snapshot, r: SelectionRequest): Selection {
   // the host never sends; the scan handles them.
   if (r.latencyMs === Infinity || !(r.batch >= 1)) return selectVariantScan(s, r);
   const ix = indexSnapshot(s);
-  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+  const floor = r.variant ? 0 : r.minAccuracy;
   const { feasible, feasibleMs, matched, lowest, highest } = feasibleFor(s.profiles, ix.profiles, r, floor);
   const best = runningFromIndex(s, ix.cluster, r, feasible);
   if (best?.kind === 'running') return best;

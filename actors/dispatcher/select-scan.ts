@@ -9,7 +9,7 @@ import {
 export function selectVariantScan(s: Snapshot, r: SelectionRequest): Selection {
   const mine = s.profiles.filter((p) => matches(p, r));
   // Explicit variant/model queries fix the accuracy choice; only the SLO's latency still applies.
-  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+  const floor = r.variant ? 0 : r.minAccuracy;
   const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
   const byId = new Map(feasible.map((p) => [`${p.variantId}@${p.hardwareClass}`, p]));
 

@@ -262,7 +262,7 @@ export function unplacedClasses(s: Snapshot, r: SelectionRequest, prices?: Reado
 const unplacedMemo = new WeakMap<Snapshot, { prices: ReadonlyMap<string, number> | undefined; byShape: Map<string, string[]> }>();
 
 function classesFor(s: Snapshot, r: SelectionRequest, prices?: ReadonlyMap<string, number>): string[] {
-  const floor = r.variant || r.model ? 0 : r.minAccuracy;
+  const floor = r.variant ? 0 : r.minAccuracy;
   const mine = s.profiles.filter((p) => matches(p, r));
   const feasible = mine.filter((p) => p.accuracy >= floor && withinObjective(p, r));
   if (feasible.length === 0) return [...new Set(mine.map((p) => p.hardwareClass))];

@@ -140,7 +140,7 @@ export class VariantInstance {
   }
 
   private static emptyWindow(): InstanceWindow {
-    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), queueLength: 0 };
+    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), predicted: new Map(), queueLength: 0 };
   }
 
   get state(): InstanceState {
@@ -430,7 +430,7 @@ export class VariantInstance {
       if (profiled > 0) this.slowdown = Math.max(1, 0.9 * this.slowdown + 0.1 * (ms / profiled));
       const parts = splitOutputs(outputs, rows, this.spec.outputs);
       const total = rows.reduce((a, b) => a + b, 0);
-      this.record(total, ms);
+      this.record(total, ms, profiled);
       // The batch's tightest objective: the least time any of its queries had left when it reached this worker.
       if (this.aimd) this.aimd = aimdUpdate(this.aimd, { rows: total, ms, objectiveMs: Math.min(...batch.map((q) => q.deadline - q.receivedAt)) }, this.options.aimd);
       const end = Date.now();
@@ -506,7 +506,7 @@ export class VariantInstance {
     });
   }
 
-  private record(rows: number, ms: number): void {
+  private record(rows: number, ms: number, predictedMs: number): void {
     this.batchesRun++;
     this.rowsRun += rows;
     this.window.batches++;
@@ -514,6 +514,9 @@ export class VariantInstance {
     const list = this.window.latency.get(rows);
     if (list) list.push(ms);
     else this.window.latency.set(rows, [ms]);
+    const predicted = this.window.predicted.get(rows);
+    if (predicted) predicted.push(predictedMs);
+    else this.window.predicted.set(rows, [predictedMs]);
   }
 }
 

@@ -94,6 +94,12 @@ export interface InstanceWindow {
   rows: number;
   /** Observed inference times by batch size (rows). */
   latency: Map<number, number[]>;
+  /**
+   * The profile's prediction for each of those runs at its input size, in the same order: what the
+   * monitor compares the observed times with (the profile's reference curve is the largest size's,
+   * which a model served at smaller sizes would never reach).
+   */
+  predicted: Map<number, number[]>;
   queueLength: number;
 }
 

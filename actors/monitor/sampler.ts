@@ -44,7 +44,8 @@ export class InstanceSampler {
       seen.add(id);
       const w = inst.takeWindow(now);
       const latency: ObservedLatency[] = [...w.latency.entries()].sort((a, b) => a[0] - b[0]).map(([batch, ms]) => ({
-        batch, observedMs: median(ms), profiledMs: inst.latencyMs(batch), runs: ms.length,
+        // At the runs' own input sizes (a model profiled at several sizes); the reference curve otherwise.
+        batch, observedMs: median(ms), profiledMs: w.predicted.get(batch)?.length ? median(w.predicted.get(batch)!) : inst.latencyMs(batch), runs: ms.length,
       }));
       const prevQueue = this.lastQueue.get(id) ?? 0;
       this.lastQueue.set(id, w.queueLength);

@@ -182,7 +182,7 @@ const converters: Record<string, Converter> = {
     return { ...n, input: inputs, attribute: withoutAttrs(n, ['starts', 'ends', 'axes']) };
   },
   // Pad-2: pads/value attributes (float tensors only); Pad-11: pads as int64 input, value as a scalar input.
-  Pad: (n, from, r) => {
+  Pad: (n, _from, r) => {
     const base = n.name || n.output![0];
     const pads = r.fresh(base, 'pads');
     r.inits.set(pads, int64Tensor(pads, int64s(attr(n, 'pads'))));
