@@ -1,39 +1,38 @@
 // The infaas command line: local development stack, controller/worker processes, registry commands.
+// Start-up loads only what the options and help need; each action imports its heavy modules (NATS stacks,
+// ONNX Runtime, actors, bench) when it runs, so `infaas --help` and quick commands answer at once.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { DType, TensorSpec } from '../schemas/tensor.js';
-import { DTYPES } from '../schemas/tensor.js';
-import { RegistryClient, type ModelInfo } from '../runtime/client/registry-client.js';
-import { QueryClient } from '../runtime/client/query-client.js';
-import { ZOO_TASK } from '../zoo/index.js';
+import { DTYPES } from '../schemas/dtypes.js';
+import type { ModelInfo, RegistryClient } from '../runtime/client/registry-client.js';
+import { ZOO_TASK } from '../zoo/names.js';
 import { InfaasError } from '../schemas/errors.js';
-import { createLogger, type Logger } from '../runtime/log.js';
+import type { Logger } from '../runtime/log.js';
 import { exitAfterStop, STOP_BUS_MS, STOP_DRAIN_MS, StopBudget, stopSignal } from '../runtime/stopping.js';
 import { readEnv } from './config.js';
-import { checkMaxPayload } from '../runtime/bus/local-nats.js';
-import { stackAccess, startStack, type Stack } from './local.js';
-import { credentialFile, credentialsDir, ensureLocalCredentials, readCredential, serverAuthConfig, type NatsAccess } from '../runtime/bus/auth.js';
+import { checkMaxPayload } from '../runtime/bus/max-payload.js';
+import type { Stack } from './local.js';
+import type { NatsAccess } from '../runtime/bus/auth.js';
 import { ROLES, roleDescriptions, type Role } from '../subjects/access.js';
-import { registrationProgress } from './progress.js';
 import { modelsTable, variantsTable, workersTable } from './report.js';
-import { kvValues } from '../runtime/bus/store.js';
 import type { InstanceRecord, WorkerRecord } from '../schemas/worker.js';
-import { registerZoo } from './zoo.js';
-import { parseRawInput, runQueryCommand, type QueryFlags, type RawInput } from './query-command.js';
+import type { QueryFlags } from './query-command.js';
+import { parseRawInput, type RawInput } from './query-options.js';
 import { parseBatchAxisOption, parseMetricOption, parseShapeOption } from './register-options.js';
-import { addValidationSetCommand } from './validation-set-cli.js';
+import { addValidationSetCommand } from './validation-set-command.js';
+import { addDeployCommand } from './deploy-cli.js';
 import type { Metric, ProfileShape } from '../schemas/registry.js';
-import { runDemo } from './demo.js';
-import { CommandProvisioner, LocalProvisioner, type Provisioner } from './provisioners.js';
-import { startVmAutoscaler, type VmAutoscaler } from '../actors/vm-autoscaler/index.js';
-import { benchDefaults, kvFleet, profileAccuracy, runBench } from '../bench/live/run.js';
-import { benchOptions, type BenchFlags } from '../bench/live/options.js';
+import type { Provisioner } from './provisioners.js';
+import type { VmAutoscaler } from '../actors/vm-autoscaler/index.js';
+import { benchDefaults } from '../bench/live/defaults.js';
+import type { BenchFlags } from '../bench/live/options.js';
 import { shapeNames } from '../bench/trace.js';
-import { progressLine, summaryTable, writeOutputs } from '../bench/live/report.js';
-import { machineLine } from '../bench/machine.js';
-import { policies, policyNames, workersFor, type SelectionPolicy } from '../actors/dispatcher/index.js';
-import { BATCHING_MODES, type BatchingMode } from '../actors/instance/index.js';
+// The policy table and batching modes straight from their modules: the actors' index files load the actors.
+import { policies, policyNames, workersFor } from '../actors/dispatcher/baselines.js';
+import type { SelectionPolicy } from '../actors/dispatcher/index.js';
+import { BATCHING_MODES, type BatchingMode } from '../actors/instance/batching.js';
 
 const env = readEnv();
 const print = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -131,9 +130,16 @@ export function parseTensorSpec(text: string): TensorSpec {
 const collect = (v: string, prev: TensorSpec[]) => [...prev, parseTensorSpec(v)];
 
 async function withStack<T>(opts: { nats?: string }, controller: boolean, worker: boolean, fn: (s: Stack) => Promise<T>): Promise<T> {
+  const [{ createLogger }, { startStack }] = await Promise.all([import('../runtime/log.js'), import('./local.js')]);
   const log = createLogger({ level: env.logLevel });
   const stack = await startStack({ log, natsUrl: opts.nats ?? env.natsUrl ?? 'nats://127.0.0.1:4222', dataDir: env.dataDir, controller, worker, name: 'infaas-cli', access: access() });
   try { return await fn(stack); } finally { await stack.stop(); }
+}
+
+/** A registry client on a stack's connection. */
+async function registryOf(s: Stack): Promise<RegistryClient> {
+  const registry = await import('../runtime/client/registry-client.js');
+  return new registry.RegistryClient(s.nc, s.stores);
 }
 
 /**
@@ -164,6 +170,9 @@ program.command('up')
   .option('--policy <name>', policyHelp, parsePolicy, 'infaas')
   .option('--max-payload <size>', 'largest message the embedded server takes, headers included, e.g. 16MiB (default 8MiB; bigger tensors go by reference through the Object Store: docs/query.md, "Big tensors")', parseMaxPayload)
   .action(async (o: { port: number; once?: boolean; quick?: boolean; models?: string[]; policy: string; maxPayload?: number }) => {
+    const [{ createLogger }, { startStack }, { credentialsDir }, { registrationProgress }, { registerZoo }, { runDemo }, { QueryClient }] = await Promise.all([
+      import('../runtime/log.js'), import('./local.js'), import('../runtime/bus/auth.js'), import('./progress.js'), import('./zoo.js'), import('./demo.js'), import('../runtime/client/query-client.js'),
+    ]);
     const log = createLogger({ level: env.logLevel });
     const started = Date.now();
     const { policy, replicationOnly, batching, serving } = policyOptions(o.policy);
@@ -180,7 +189,7 @@ program.command('up')
     // Armed now, so a Ctrl-C while the zoo registers stops the stack (and the embedded server) too.
     const stopped = serveUntilStopped(log, () => stack.stop());
     try {
-      const client = new RegistryClient(stack.nc, stack.stores);
+      const client = await registryOf(stack);
       const progress = registrationProgress();
       const outcomes = await registerZoo(client, { onEvent: progress.onEvent, only: o.models }).finally(() => progress.done());
       for (const z of outcomes) print(`${z.name}: ${z.outcome}`);
@@ -217,6 +226,7 @@ program.command('nats')
   .option('-p, --port <port>', 'port', parsePort, env.natsPort)
   .option('--max-payload <size>', 'largest message the server takes, headers included (default 8MiB)', parseMaxPayload)
   .action(async (o: { port: number; maxPayload?: number }) => {
+    const [{ createLogger }, { stackAccess }, { ensureLocalCredentials }] = await Promise.all([import('../runtime/log.js'), import('./local.js'), import('../runtime/bus/auth.js')]);
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     const { startLocalNats } = await import('../runtime/bus/local-nats.js');
     const s = await startLocalNats({
@@ -239,6 +249,9 @@ program.command('controller').description('run the controller actors (registrar,
   .option('--policy <name>', `${policyHelp}; the workers it starts locally get the policy's worker flags (fixed: --replication-only; clipper: --replication-only --batching aimd); --start-command workers need them too`, parsePolicy, 'infaas')
   .action(async (o: { nats: string; workers?: string; workerThreads: number; minWorkers: number; maxWorkers: number; startCommand?: string; stopCommand?: string; policy: string }) => {
     if (Boolean(o.startCommand) !== Boolean(o.stopCommand)) throw new InvalidArgumentError('--start-command and --stop-command go together');
+    const [{ createLogger }, { startStack }, { CommandProvisioner, LocalProvisioner }, { startVmAutoscaler }] = await Promise.all([
+      import('../runtime/log.js'), import('./local.js'), import('./provisioners.js'), import('../actors/vm-autoscaler/index.js'),
+    ]);
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     const { policy, workerArgs } = policyOptions(o.policy);
     const stack = await startStack({ log, natsUrl: o.nats, dataDir: env.dataDir, controller: true, worker: false, name: 'infaas-controller', access: access(), ...(policy ? { policy } : {}) });
@@ -273,6 +286,7 @@ program.command('worker').description('run a worker (serving, variant generator,
   .option('--replication-only', "the model-autoscaler replicates but never switches variants (the fixed-variant baselines' worker)")
   .option('--batching <mode>', `batch sizing: work-conserving (up to the max batch) or aimd (Clipper's adaptive cap; the clipper baseline's worker)`, parseBatching, 'work-conserving')
   .action(async (o: { nats: string; hardwareClass?: string; threads?: number; price?: number; memoryMb?: number; id?: string; replicationOnly?: boolean; batching: BatchingMode }) => {
+    const [{ createLogger }, { startStack }] = await Promise.all([import('../runtime/log.js'), import('./local.js')]);
     const log = createLogger({ level: env.logLevel === 'warn' ? 'info' : env.logLevel });
     let stopped!: () => void;
     const drained = new Promise<string>((resolve) => { stopped = () => resolve('drained'); });
@@ -303,8 +317,9 @@ program.command('register <file>')
   .option('--submitter <who>', 'who registers it', process.env.USER ?? 'unknown')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (file: string, o: { name: string; task: string; dataset: string; input: TensorSpec[]; output: TensorSpec[]; shape: ProfileShape[]; batchAxis: Record<string, number | null>; metric?: Metric; validation?: string; declaredAccuracy?: number; submitter: string; nats?: string }) => {
+    const { registrationProgress } = await import('./progress.js');
     await withStack(o, false, false, async (stack) => {
-      const client = new RegistryClient(stack.nc, stack.stores);
+      const client = await registryOf(stack);
       const object = await client.upload(readFileSync(file), basename(file));
       const validation = o.validation ? await client.upload(readFileSync(o.validation), basename(o.validation)) : undefined;
       const progress = registrationProgress();
@@ -330,16 +345,16 @@ program.command('register <file>')
 
 program.command('models').description('list registered models')
   .option('--task <task>', 'only this task').option('-s, --nats <url>', 'NATS server URL')
-  .action(async (o: { task?: string; nats?: string }) => withStack(o, false, false, async (s) => print(modelsTable(await new RegistryClient(s.nc, s.stores).models(o.task)))));
+  .action(async (o: { task?: string; nats?: string }) => withStack(o, false, false, async (s) => print(modelsTable(await (await registryOf(s)).models(o.task)))));
 
 program.command('info <name>').description("show a model's variants and their profiles")
   .option('-s, --nats <url>', 'NATS server URL')
-  .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => print(variantsTable([await new RegistryClient(s.nc, s.stores).info(name)]))));
+  .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => print(variantsTable([await (await registryOf(s)).info(name)]))));
 
 program.command('unregister <name>').description('remove a model, its variants, profiles and files')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (name: string, o: { nats?: string }) => withStack(o, false, false, async (s) => {
-    const r = await new RegistryClient(s.nc, s.stores).unregister(name);
+    const r = await (await registryOf(s)).unregister(name);
     print(`removed ${name}: ${r.removed.variants} variants, ${r.removed.profiles} profiles, ${r.removed.objects} files`);
   }));
 
@@ -360,6 +375,7 @@ program.command('query')
   .option('--no-claim-check', 'never send tensors by reference through the Object Store: a query over the max payload fails with PAYLOAD_TOO_LARGE')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: QueryFlags & { nats?: string }) => {
+    const { runQueryCommand } = await import('./query-command.js');
     await withStack(o, false, false, (stack) => runQueryCommand(stack, o, print, (line) => process.stderr.write(`${line}\n`)));
   });
 
@@ -388,6 +404,9 @@ program.command('bench')
   .option('--charts <dir>', 'render the windows as charts (SVG and PNG) into this directory (docs/charts.md)')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: BenchFlags & { csv?: string; json?: string; charts?: string; nats?: string }) => {
+    const [{ benchOptions }, { kvFleet, profileAccuracy, runBench }, { progressLine, summaryTable, writeOutputs }, { machineLine }] = await Promise.all([
+      import('../bench/live/options.js'), import('../bench/live/run.js'), import('../bench/live/report.js'), import('../bench/machine.js'),
+    ]);
     const options = benchOptions(o, (path) => readFileSync(path, 'utf8'), ZOO_TASK);
     await withStack(o, false, false, async (stack) => {
       const tty = process.stderr.isTTY;
@@ -411,6 +430,7 @@ program.command('bench')
 program.command('workers').alias('status').description('list live workers and their instances with their states (from KV)')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
+    const { kvValues } = await import('../runtime/bus/store.js');
     const read = async <T>(kv: typeof s.stores.workers) => [...(await kvValues<T>(kv)).values()];
     const workers = await read<WorkerRecord>(s.stores.workers);
     if (workers.length === 0) { print('no workers (start one with: infaas worker -s URL)'); return; }
@@ -420,8 +440,9 @@ program.command('workers').alias('status').description('list live workers and th
 program.command('zoo').description('register the built-in zoo on a running system')
   .option('-s, --nats <url>', 'NATS server URL')
   .action(async (o: { nats?: string }) => withStack(o, false, false, async (s) => {
+    const [{ registrationProgress }, { registerZoo }] = await Promise.all([import('./progress.js'), import('./zoo.js')]);
     const progress = registrationProgress();
-    const outcomes = await registerZoo(new RegistryClient(s.nc, s.stores), { onEvent: progress.onEvent }).finally(() => progress.done());
+    const outcomes = await registerZoo(await registryOf(s), { onEvent: progress.onEvent }).finally(() => progress.done());
     for (const z of outcomes) print(`${z.name}: ${z.outcome}`);
   }));
 
@@ -429,7 +450,8 @@ program.command('credentials [role]')
   .description(`show a role's credentials for the embedded server (roles: ${ROLES.join(', ')}; default operator)`)
   .option('--nats-flags', "print only the nats CLI's flags: nats $(node bin/infaas.js credentials --nats-flags) micro ls")
   .option('--server-config', "print the nats-server authorization block for every role's credentials (creating them if missing), for a server of your own")
-  .action((role: string | undefined, o: { natsFlags?: boolean; serverConfig?: boolean }) => {
+  .action(async (role: string | undefined, o: { natsFlags?: boolean; serverConfig?: boolean }) => {
+    const { credentialFile, credentialsDir, ensureLocalCredentials, readCredential, serverAuthConfig } = await import('../runtime/bus/auth.js');
     if (o.serverConfig) {
       process.stdout.write(serverAuthConfig(ensureLocalCredentials(env.dataDir)));
       return;
@@ -450,6 +472,7 @@ program.command('credentials [role]')
   });
 
 addValidationSetCommand(program, print);
+addDeployCommand(program, print, env.dataDir, { id: env.workerId, hardwareClass: env.hardwareClass });
 
 export async function main(argv = process.argv): Promise<void> {
   try {

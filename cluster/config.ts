@@ -15,6 +15,8 @@ export interface EnvConfig {
   natsAuth: boolean;
   /** The embedded server serves TLS with this certificate and key. */
   natsTls?: { certFile: string; keyFile: string };
+  /** JetStream replicas of the buckets this process creates (INFAAS_REPLICAS; 3 on a 3-node cluster, set by `infaas deploy`). */
+  replicas?: number;
 }
 
 const path = (v: string | undefined) => (v ? resolve(v) : undefined);
@@ -35,6 +37,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvConfig {
       tls: { caFile: path(env.INFAAS_NATS_TLS_CA), certFile: path(env.INFAAS_NATS_TLS_CLIENT_CERT), keyFile: path(env.INFAAS_NATS_TLS_CLIENT_KEY) },
     },
     natsAuth: !/^(0|off|false|no)$/i.test(env.INFAAS_NATS_AUTH ?? ''),
+    ...(/^[1-5]$/.test(env.INFAAS_REPLICAS ?? '') ? { replicas: Number(env.INFAAS_REPLICAS) } : {}),
     ...(env.INFAAS_NATS_TLS_CERT && env.INFAAS_NATS_TLS_KEY
       ? { natsTls: { certFile: resolve(env.INFAAS_NATS_TLS_CERT), keyFile: resolve(env.INFAAS_NATS_TLS_KEY) } } : {}),
   };

@@ -2,10 +2,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from 'nats';
-import { startProfiler, type Profiler, type ProfilerConfig } from '../actors/profiler/index.js';
-import { startRegistrar, type Registrar } from '../actors/registrar/index.js';
-import { startDispatcher, type Dispatcher, type SelectionPolicy } from '../actors/dispatcher/index.js';
-import { startWorker, type Worker, type WorkerConfig } from '../actors/worker/index.js';
+// The actors load in startStack, only for the roles it runs: a client command (infaas models) needs none.
+import type { Profiler, ProfilerConfig } from '../actors/profiler/index.js';
+import type { Registrar } from '../actors/registrar/index.js';
+import type { Dispatcher, SelectionPolicy } from '../actors/dispatcher/index.js';
+import type { Admin } from '../actors/admin/index.js';
+import type { Worker, WorkerConfig } from '../actors/worker/index.js';
 import { startLocalNats, type LocalNats } from '../runtime/bus/local-nats.js';
 import type { Logger } from '../runtime/log.js';
 import { closeBus, connectBus } from '../runtime/bus/nats.js';
@@ -13,6 +15,7 @@ import { openStores, type Stores } from '../runtime/bus/store.js';
 import { STOP_BUS_MS, STOP_DRAIN_MS, StopBudget } from '../runtime/stopping.js';
 import { credentialFile, ensureLocalCredentials, isLoopbackUrl, resolveAccess, type NatsAccess, type ResolvedAccess } from '../runtime/bus/auth.js';
 import type { Role } from '../subjects/access.js';
+import { readEnv } from './config.js';
 
 export interface Stack {
   url: string;
@@ -20,6 +23,8 @@ export interface Stack {
   stores: Stores;
   registrar?: Registrar;
   dispatcher?: Dispatcher;
+  /** The operator's console (infaas-admin), on every controller. */
+  admin?: Admin;
   profiler?: Profiler;
   worker?: Worker;
   server?: LocalNats;
@@ -53,6 +58,11 @@ export interface StackOptions {
   tls?: { certFile: string; keyFile: string };
   /** The embedded server's max payload in bytes (default DEFAULT_MAX_PAYLOAD, 8 MiB; runtime/bus/local-nats.ts). */
   maxPayload?: number;
+  /**
+   * JetStream replicas of buckets this stack creates (default: INFAAS_REPLICAS, else 1); fixed at
+   * creation: a bucket that exists keeps its own (cluster/deploy.ts sets 3 on a 3-node cluster).
+   */
+  replicas?: number;
 }
 
 /** What this stack presents to the server at `url` (see StackOptions.access). */
@@ -75,17 +85,18 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   });
   const url = o.natsUrl ?? server!.url;
   const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who });
-  const stores = await openStores(nc);
-  const registrar = o.controller ? await startRegistrar({ nc, stores, log: o.log }) : undefined;
-  const dispatcher = o.controller ? await startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id, ...(o.policy ? { policy: o.policy } : {}) }) : undefined;
-  const profiler = o.worker ? await startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
-  const worker = profiler ? await startWorker({
+  const stores = await openStores(nc, { replicas: o.replicas ?? readEnv().replicas ?? 1 });
+  const registrar = o.controller ? await (await import('../actors/registrar/index.js')).startRegistrar({ nc, stores, log: o.log }) : undefined;
+  const dispatcher = o.controller ? await (await import('../actors/dispatcher/index.js')).startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id, ...(o.policy ? { policy: o.policy } : {}) }) : undefined;
+  const admin = o.controller ? await (await import('../actors/admin/index.js')).startAdmin({ nc, stores, log: o.log, registrar }) : undefined;
+  const profiler = o.worker ? await (await import('../actors/profiler/index.js')).startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
+  const worker = profiler ? await (await import('../actors/worker/index.js')).startWorker({
     nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
   }) : undefined;
   if (dispatcher && worker) dispatcher.attachLocal(worker.id, worker.accept);
   let stopping: Promise<void> | undefined;
   return {
-    url, nc, stores, registrar, dispatcher, profiler, worker, server,
+    url, nc, stores, registrar, dispatcher, admin, profiler, worker, server,
     // Bounded whether or not the server answers (docs/worker.md, "Stopping"): queries already
     // accepted get up to STOP_DRAIN_MS, every later step that needs the server shares STOP_BUS_MS.
     stop: () => (stopping ??= (async () => {
@@ -93,6 +104,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       const bus = new StopBudget(STOP_BUS_MS, o.log);
       if (profiler) await bus.step('profiler stop', () => profiler.stop());
       if (dispatcher) await bus.step('dispatcher stop', () => dispatcher.stop());
+      if (admin) await bus.step('admin stop', () => admin.stop());
       if (registrar) await bus.step('registrar stop', () => registrar.stop());
       if (!(await closeBus(nc, Math.max(bus.leftMs, 250)))) o.log.warn('NATS connection closed without a drain (server unreachable): unsent messages dropped');
       await server?.stop();

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { customAlphabet } from 'nanoid';
 import type { Logger } from '../runtime/log.js';
+import { projectFile } from '../runtime/project-files.js';
 
 export interface Provisioner {
   /** Starts a worker of the class; resolves with the id it will register under. */
@@ -16,7 +17,7 @@ export interface Provisioner {
 }
 
 const ids = customAlphabet('abcdefghijklmnopqrstuvwxyz0123456789', 8);
-const BIN = new URL('../bin/infaas.js', import.meta.url).pathname;
+const BIN = projectFile('bin', 'infaas.js');
 
 export interface LocalProvisionerOptions {
   natsUrl: string;

@@ -2,7 +2,6 @@
 // retryable errors retried while the person is willing to wait; outputs optionally written to files.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { InvalidArgumentError } from 'commander';
 import { BYTES_PER_ELEMENT, DTYPES, type DType, type Tensor, type TensorSpec } from '../schemas/tensor.js';
 import type { Query, QueryResult } from '../schemas/query.js';
 import { ErrorCode, InfaasError } from '../schemas/errors.js';
@@ -12,6 +11,9 @@ import { RegistryClient } from '../runtime/client/registry-client.js';
 import { fmtMs, formatTable } from '../runtime/table.js';
 import type { Stack } from './local.js';
 import { loadSplit } from '../zoo/data.js';
+import { parseRawInput, type RawInput } from './query-options.js';
+
+export { parseRawInput, type RawInput };
 
 export interface QueryFlags {
   task: string;
@@ -29,21 +31,6 @@ export interface QueryFlags {
   out?: string;
   /** False: tensors beyond the max payload are PAYLOAD_TOO_LARGE instead of going by reference. */
   claimCheck: boolean;
-}
-
-/** `--input name=@file[:dtype[:dims]]`: a tensor's raw little-endian bytes from a file. */
-export interface RawInput { name: string; file: string; dtype?: DType; dims?: (number | null)[] }
-
-export function parseRawInput(text: string, prev: RawInput[] = []): RawInput[] {
-  const m = /^([^=]{1,128})=@([^:]+)(?::([a-z0-9]*)(?::([0-9x?]*))?)?$/.exec(text);
-  const usage = 'expected name=@file[:dtype[:dims]], e.g. image=@img.bin:float32:1x3x640x640 (dims may hold one ? to take from the file size; dtype and dims default to the model\'s declaration)';
-  if (!m) throw new InvalidArgumentError(usage);
-  const [, name, file, dtype, dims] = m;
-  if (dtype && !(DTYPES as readonly string[]).includes(dtype)) throw new InvalidArgumentError(`unknown dtype "${dtype}" (one of ${DTYPES.join(', ')})`);
-  const shape = dims ? dims.split('x').map((d) => (d === '?' ? null : Number(d))) : undefined;
-  if (shape?.some((d) => d !== null && (!Number.isInteger(d) || d < 0))) throw new InvalidArgumentError(`bad dimensions "${dims}": ${usage}`);
-  if (shape && shape.filter((d) => d === null).length > 1) throw new InvalidArgumentError(`dimensions "${dims}": at most one ? (taken from the file size)`);
-  return [...prev, { name, file, ...(dtype ? { dtype: dtype as DType } : {}), ...(shape ? { dims: shape } : {}) }];
 }
 
 /** A raw file as a tensor: its dtype and dims from the flag, else the model's declaration; one unknown dim from the size. */

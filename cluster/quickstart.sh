@@ -13,6 +13,8 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   fi
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund     # its prepare script compiles the CLI into dist/ (npm run build)
 fi
+# node_modules from before a pull: compile the sources now if dist/ is older (a failed build only warns).
+node bin/build.js --if-possible --if-stale
 exec node bin/infaas.js up "$@"

@@ -1,15 +1,17 @@
 // `infaas validation-set`: builds a format-2 validation set (runtime/validation-set.ts) from files,
 // one per sample and input: JSON tensors, NumPy .npy, or raw little-endian bytes; labels from a text file.
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import { BYTES_PER_ELEMENT, DTYPES, Tensor as TensorSchema, type DType, type Tensor } from '../schemas/tensor.js';
 import type { Metric, ProfileShape } from '../schemas/registry.js';
 import { isValid } from '../schemas/validate.js';
 import { arrayToTensor, elementCount, tensorToArray } from '../runtime/bus/codec.js';
 import { modelSignature, parseModel } from '../runtime/onnx/onnx-session.js';
 import { encodeValidationSamples, parseValidationSet, type Label, type ValidationSetDoc } from '../runtime/validation-set.js';
-import { parseMetricOption, parseShapeOption } from './register-options.js';
+import { addValidationSetCommand } from './validation-set-command.js';
+
+export { addValidationSetCommand };
 
 export interface ValidationSetOptions {
   /** Input name -> file patterns (a directory, a file, or a glob with * and ? in the file name). */
@@ -153,45 +155,3 @@ export function buildValidationSet(o: ValidationSetOptions, print: (line: string
   return { bytes, samples: n, summary };
 }
 
-function nameValue(flag: string, text: string): [string, string] {
-  const eq = text.indexOf('=');
-  if (eq < 1) throw fail(`${flag} takes NAME=VALUE (NAME: the model input), got "${text}"`);
-  return [text.slice(0, eq), text.slice(eq + 1)];
-}
-
-/** Adds `validation-set <output>` to a commander program. */
-export function addValidationSetCommand(program: Command, print: (line: string) => void = (s) => { process.stdout.write(s + '\n'); }): Command {
-  return program.command('validation-set <output>')
-    .description('build a validation set (MessagePack, format 2; see docs/registry.md) from files: one file per sample and input')
-    .option('--input <name=files>', 'files of one model input, one per sample: a directory, a file, or a quoted glob (dir/*.npy); .json tensors, .npy, or raw little-endian bytes (with --dtype and --shape); repeatable; samples pair up by sorted order',
-      (v: string, prev: Record<string, string[]>) => { const [k, p] = nameValue('--input', v); return { ...prev, [k]: [...(prev[k] ?? []), p] }; }, {} as Record<string, string[]>)
-    .option('--dtype <name=dtype>', `raw files: an input's element type (${DTYPES.join(', ')}); repeatable`,
-      (v: string, prev: Record<string, DType>) => {
-        const [k, d] = nameValue('--dtype', v);
-        if (!(DTYPES as readonly string[]).includes(d)) throw fail(`dtype of ${k} must be one of ${DTYPES.join(', ')}`);
-        return { ...prev, [k]: d as DType };
-      }, {} as Record<string, DType>)
-    .option('--shape <name=dims>', "raw files: one sample's shape, batch axis 1 included: x=1x3x48x320 (repeatable)", (v: string, prev: ProfileShape) => ({ ...prev, ...parseShapeOption(v) }), {} as ProfileShape)
-    .option('--labels <file>', 'one label per line, in sample order: an integer class (top1/top5; several per line for a multi-row output) or text (ctc)')
-    .option('--label-kind <kind>', 'read the labels as class or text (default: class when every line is a whole number, text with --charset)', (v: string) => {
-      if (v !== 'class' && v !== 'text') throw fail('class or text');
-      return v;
-    })
-    .option('--charset <file>', 'ctc: the characters output classes map to, one per line (as ppocr_keys_v1.txt); class k is line k (class 0 the blank)')
-    .option('--space', "append a space to the charset, as PaddleOCR's recognisers do (their 6625 classes: blank, 6623 keys, space)")
-    .option('--limit <n>', 'take at most the first n samples', (v: string) => {
-      const k = Number(v);
-      if (!Number.isInteger(k) || k < 1) throw fail('a positive whole number');
-      return k;
-    })
-    .option('--model <file>', 'check the set against this ONNX file (its inputs, batch axis 0) and the metric')
-    .option('--metric <metric>', 'with --model: the metric to check for (default: top1 for class labels, ctc for text, fidelity without labels)', parseMetricOption)
-    .action((output: string, o: { input: Record<string, string[]>; dtype: Record<string, DType>; shape: ProfileShape; labels?: string; labelKind?: 'class' | 'text'; charset?: string; space?: boolean; limit?: number; model?: string; metric?: Metric }) => {
-      const { bytes, summary } = buildValidationSet({
-        inputs: o.input, dtypes: o.dtype, shapes: o.shape, labels: o.labels, labelKind: o.labelKind, charset: o.charset, space: o.space,
-        limit: o.limit, model: o.model, metric: o.metric,
-      }, print);
-      writeFileSync(output, bytes);
-      print(`wrote ${output}: ${summary}`);
-    });
-}

@@ -32,6 +32,14 @@ export const ErrorCode = {
   WorkerLost: 'WORKER_LOST',
   /** The NATS server refused this credential a publish or a subscription (runtime/bus/auth.ts). */
   PermissionDenied: 'PERMISSION_DENIED',
+  /** Console (infaas-admin): a setting no autoscaler has, or a value out of its range. */
+  UnknownSetting: 'UNKNOWN_SETTING',
+  InvalidSetting: 'INVALID_SETTING',
+  InstanceNotFound: 'INSTANCE_NOT_FOUND',
+  /** Console: no registration of that name is in progress (it finished, failed, or never began). */
+  RegistrationNotFound: 'REGISTRATION_NOT_FOUND',
+  /** Console: the registration is in a step that cannot be cut short (validating); retry in a moment. */
+  NotCancellable: 'NOT_CANCELLABLE',
   Internal: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -45,20 +53,25 @@ const STATUS: Record<ErrorCode, number> = {
   VARIANT_NOT_FOUND: 404, VARIANT_NOT_LOADED: 409, INSTANCE_LOADING: 503, INVALID_INPUT: 400, DEADLINE_EXCEEDED: 504,
   WORKER_DRAINING: 503, NO_CAPACITY: 507, INFERENCE_FAILED: 500,
   UNKNOWN_TASK: 404, INFEASIBLE: 422, NO_WORKER: 503, WORKER_LOST: 502, PERMISSION_DENIED: 403,
+  UNKNOWN_SETTING: 400, INVALID_SETTING: 400, INSTANCE_NOT_FOUND: 404, REGISTRATION_NOT_FOUND: 404, NOT_CANCELLABLE: 409,
 };
 
 // Retryable: another worker, a later moment or a looser deadline can succeed.
 const RETRYABLE = new Set<ErrorCode>([
   'NO_PROFILER', 'TIMEOUT', 'MODEL_BUSY', 'INTERNAL', 'VARIANT_NOT_LOADED', 'INSTANCE_LOADING', 'WORKER_DRAINING', 'NO_CAPACITY',
-  'NO_WORKER', 'WORKER_LOST',
+  'NO_WORKER', 'WORKER_LOST', 'NOT_CANCELLABLE',
 ]);
 
 export interface ErrorBody {
+  /** The query's id, on an error published to a query's result subject (docs/query.md). */
+  id?: string;
   error: { code: ErrorCode; message: string; retryable: boolean; retryAfterMs?: number; details?: Record<string, unknown> };
 }
 
 export class InfaasError extends Error {
   readonly retryable: boolean;
+  /** The id of the query this error answers, when it came on a result subject (ErrorBody.id). */
+  queryId?: string;
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -95,7 +108,9 @@ export class InfaasError extends Error {
 
   static fromBody(body: ErrorBody): InfaasError {
     const known = Object.values(ErrorCode).includes(body.error.code) ? body.error.code : ErrorCode.Internal;
-    return new InfaasError(known, body.error.message, body.error.details);
+    const e = new InfaasError(known, body.error.message, body.error.details);
+    if (typeof body.id === 'string') e.queryId = body.id;
+    return e;
   }
 }
 

@@ -253,6 +253,8 @@ export type RegistryEventType = (typeof RegistryEventType)[number];
 
 export const ErrorReply = Type.Object(
   {
+    /** The query's id, on an error published to the result subject of a query that had one (docs/query.md). */
+    id: Type.Optional(Type.String()),
     error: Type.Object({
       code: Type.String(),
       message: Type.String(),

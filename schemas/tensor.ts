@@ -2,8 +2,9 @@
 // (JSON); or {dtype, shape, ref} when the bytes wait in the blobs Object Store bucket (claim check).
 import { Type, type Static } from '@sinclair/typebox';
 import { buckets } from '../subjects/index.js';
+import { DTYPES } from './dtypes.js';
 
-export const DTYPES = ['float32', 'float64', 'int8', 'uint8', 'int32', 'int64'] as const;
+export { DTYPES };
 export const DType = Type.Union(DTYPES.map((d) => Type.Literal(d)), { $id: 'DType' });
 export type DType = Static<typeof DType>;
 

@@ -78,6 +78,8 @@ export const InstanceRecord = Type.Object(
     arrivalRate: Type.Number({ minimum: 0 }),
     serviceRate: Type.Number({ minimum: 0 }),
     deadlineMisses: Type.Integer({ minimum: 0 }),
+    /** The window the rates and misses cover (ms); absent on records written at a state change (rates 0). */
+    windowMs: Type.Optional(Type.Number({ minimum: 0 })),
     meanBatch: Type.Number({ minimum: 0 }),
     latency: Type.Array(ObservedLatency),
     /** Profiled queries per second at full batches (0 when this class has no profile yet). */
@@ -139,6 +141,7 @@ export type InferRequest = Static<typeof InferRequest>;
 
 export const WorkerEventType = [
   'worker.started', 'worker.draining', 'worker.stopped', 'instance.state', 'instance.evicted', 'autoscaler.decision', 'mitigation.requested',
+  'instance.deadlines.missed',
 ] as const;
 export type WorkerEventType = (typeof WorkerEventType)[number];
 

@@ -87,13 +87,18 @@ const ALL_WORKERS = `${PREFIX}.worker.>`;
 const ALL_EVENTS = `${PREFIX}.events.>`;
 const REGISTRY = `${subjects.registry.group}.>`;
 const PROFILER = `${subjects.profiler.group}.>`;
+/** The operator's console: served by controllers, called by operators only. */
+const ADMIN = `${subjects.admin.group}.>`;
+/** A console forwards a cancel to the registrar running the registration (its registry service serves it). */
+const CANCEL_OWNED = subjects.admin.allCancelOwned;
 /** nats.js micro endpoints without a queue option (the worker's) use this queue group. */
 const MICRO_DEFAULT_QUEUE = 'q';
 
 function worker(user: string): Permissions {
   return {
     publish: {
-      allow: [EVERYONES_INBOX, ALL_RESULTS, subjects.allAcks, subjects.events.allWorkers, subjects.events.allModels,
+      // A profiler pings the profilers to tell a claim abandoned by a dead one (actors/profiler/effects.ts).
+      allow: [EVERYONES_INBOX, ALL_RESULTS, subjects.allAcks, subjects.events.allWorkers, subjects.events.allModels, `$SRV.PING.${services.profiler}`,
         ...jsRead(), ...jsCreate(), ...kvWrite(buckets.workers, buckets.instances, buckets.profiles), ...repoWrite(), ...blobAccess()],
     },
     subscribe: {
@@ -105,12 +110,12 @@ function worker(user: string): Permissions {
 function controller(user: string): Permissions {
   return {
     publish: {
-      allow: [EVERYONES_INBOX, ALL_RESULTS, ALL_WORKERS, PROFILER, ALL_EVENTS, '$SRV.>',
-        ...jsRead(), ...jsCreate(), ...kvWrite(buckets.models, buckets.variants, buckets.profiles, buckets.leases), ...repoWrite()],
+      allow: [EVERYONES_INBOX, ALL_RESULTS, ALL_WORKERS, PROFILER, ALL_EVENTS, CANCEL_OWNED, '$SRV.>',
+        ...jsRead(), ...jsCreate(), ...kvWrite(buckets.models, buckets.variants, buckets.profiles, buckets.leases, buckets.settings, buckets.summary), ...repoWrite()],
     },
     subscribe: {
-      allow: [`${subjects.query} ${queueGroups.dispatchers}`, `${REGISTRY} ${queueGroups.registry}`, subjects.allAcks, ALL_EVENTS,
-        ...serviceDiscovery(services.dispatcher, services.registry), `${inboxPrefixOf(user)}.>`],
+      allow: [`${subjects.query} ${queueGroups.dispatchers}`, `${REGISTRY} ${queueGroups.registry}`, `${ADMIN} ${queueGroups.admin}`, `${CANCEL_OWNED} ${queueGroups.registry}`, subjects.allAcks, ALL_EVENTS,
+        ...serviceDiscovery(services.dispatcher, services.registry, services.admin), `${inboxPrefixOf(user)}.>`],
     },
   };
 }
@@ -124,7 +129,7 @@ function client(user: string): Permissions {
 
 function operator(): Permissions {
   return {
-    publish: { allow: [subjects.query, REGISTRY, PROFILER, ALL_WORKERS, '$SRV.>', '$JS.API.>', '$JS.FC.>', '$JS.ACK.>', '$KV.>', '$O.>'] },
+    publish: { allow: [subjects.query, REGISTRY, PROFILER, ALL_WORKERS, ADMIN, '$SRV.>', '$JS.API.>', '$JS.FC.>', '$JS.ACK.>', '$KV.>', '$O.>'] },
     // Reads everything with plain subscriptions; `> *` denies every queue subscription, so an
     // operator credential cannot take a share of any service's traffic.
     subscribe: { allow: ['>'], deny: ['> *'] },

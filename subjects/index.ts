@@ -57,6 +57,24 @@ export const subjects = {
     instances: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.instances`,
     drain: (workerId: string) => `${PREFIX}.worker.${checkToken('worker', workerId)}.drain`,
   },
+  /** The operator's console (infaas-admin micro service on each controller; docs/operations.md). */
+  admin: {
+    group: `${PREFIX}.admin`,
+    summary: `${PREFIX}.admin.summary`,
+    pause: `${PREFIX}.admin.pause`,
+    resume: `${PREFIX}.admin.resume`,
+    settingsGet: `${PREFIX}.admin.settings.get`,
+    settingsSet: `${PREFIX}.admin.settings.set`,
+    pin: `${PREFIX}.admin.pin`,
+    unpin: `${PREFIX}.admin.unpin`,
+    cancel: `${PREFIX}.admin.cancel`,
+    /**
+     * Served by one registrar (its registry service, queue infaas-registrars): cancels a registration
+     * it runs. The console forwards a cancel here when another controller's registrar owns it.
+     */
+    cancelOwned: (registrarId: string) => `${PREFIX}.admin.registrar.${checkToken('registrar', registrarId)}.cancel`,
+    allCancelOwned: `${PREFIX}.admin.registrar.>`,
+  },
   /** Model-less query entry point (served by dispatchers; see the controller issue). */
   query: `${PREFIX}.query`,
   /**
@@ -99,6 +117,7 @@ export const services = {
   registry: 'infaas-registry',
   profiler: 'infaas-profiler',
   worker: 'infaas-worker',
+  admin: 'infaas-admin',
 } as const;
 
 export const queueGroups = {
@@ -106,6 +125,7 @@ export const queueGroups = {
   dispatchers: 'infaas-dispatchers',
   registry: 'infaas-registrars',
   profiler: 'infaas-profilers',
+  admin: 'infaas-admins',
 } as const;
 
 export const buckets = {
@@ -118,6 +138,10 @@ export const buckets = {
   instances: 'infaas_instances',
   /** Leases for work only one controller may do at a time (the VM-autoscaler). */
   leases: 'infaas_leases',
+  /** Policy settings the actors watch and apply at runtime: autoscaler pauses and knobs, instance pins. */
+  settings: 'infaas_settings',
+  /** The console's per-model summary over the last minute, one key per model, rewritten every few seconds. */
+  summary: 'infaas_summary',
   /** Object Store: model files, variant files, validation sets, user uploads. */
   repository: 'infaas_repo',
   /**
@@ -140,6 +164,11 @@ export const keys = {
   worker: (workerId: string) => checkToken('worker', workerId),
   instance: (workerId: string, instanceId: string) => `${checkToken('worker', workerId)}.${checkToken('instance', instanceId)}`,
   instancesOf: (workerId: string) => `${checkToken('worker', workerId)}.>`,
+  /** In infaas_settings: one record per autoscaler ("vm-autoscaler", "model-autoscaler"). */
+  autoscalerSettings: (autoscaler: 'vm-autoscaler' | 'model-autoscaler') => autoscaler,
+  /** In infaas_settings: an instance pinned against idle unload. */
+  pin: (workerId: string, instanceId: string) => `pin.${checkToken('worker', workerId)}.${checkToken('instance', instanceId)}`,
+  pinsPrefix: 'pin.',
 } as const;
 
 export const objects = {

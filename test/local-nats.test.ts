@@ -10,7 +10,7 @@ t.test('starts with JetStream and buckets are created idempotently', async (t) =
   const { nc, stores } = await connectTest(t, server.url);
   const again = await import('../runtime/bus/store.js').then((m) => m.openStores(nc));
   t.equal((await again.models.status()).bucket, (await stores.models.status()).bucket);
-  t.equal((await nc.jetstreamManager().then((j) => j.getAccountInfo())).streams, 8, 'six KV buckets and two object stores (the repository, the blobs)');
+  t.equal((await nc.jetstreamManager().then((j) => j.getAccountInfo())).streams, 10, 'eight KV buckets and two object stores (the repository, the blobs)');
 });
 
 t.test('a server already listening on the port is reused, not started twice', async (t) => {

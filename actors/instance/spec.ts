@@ -89,6 +89,8 @@ export interface InstanceWindow {
   /** Of those, rows of queries that named this variant. */
   pinnedArrivals: number;
   completions: number;
+  /** Queries refused at admission (answered at once, not through the queue, so not in `completions`); each is also a deadline miss. */
+  refusals: number;
   deadlineMisses: number;
   batches: number;
   rows: number;

@@ -18,8 +18,9 @@
 //   threads than a replica and loads within upgradeLoadFactor x this variant's load time; else
 //   replicate if a replica fits; else upgrade
 //   anyway if one fits; else mitigate. A switch replaces the instance with the longest queue.
-// - Unload (ahead of interference and low load): a lone instance with no demand, idle that long.
-// - Interference (not overloaded): switch the interfered instance to a same-model variant with
+// - Unload (ahead of interference and low load): a lone instance with no demand, idle that long,
+//   unless the operator pinned it (docs/operations.md).
+// - Interference (not overloaded, with demand): switch the interfered instance to a same-model variant with
 //   more threads (same maxBatch first, then fewest threads), else mitigate.
 // - Low load (neither): fewer replicas, or a cheaper variant, would serve demand at half the
 //   headroom. Sustained for scaleDownAfterMs it removes the shortest-queue replica if the rest hold
@@ -50,6 +51,8 @@ export interface ScalingInstance {
   idleMs: number;           // since its last arrival
   /** Share of its arrivals from queries that named its variant (0..1); default 0. */
   pinnedShare?: number;
+  /** Pinned by the operator: never unloaded for idleness (other rules still apply). */
+  pinned?: boolean;
   /** What the instance actually reserves, when the host knows it; defaults to its variant's profile. */
   threads?: number;
   memoryBytes?: number;
@@ -162,7 +165,9 @@ function groupsOf(snap: WorkerScalingSnapshot): Group[] {
       // An Overloaded verdict with no arrivals since (the load stopped; the verdict is a window
       // old) asks for nothing: a replica cannot take a queue that is already there.
       : (demand > 0 && members.some((i) => i.state === 'overloaded')) || demand > capacity ? 'overloaded'
-      : members.some((i) => i.state === 'interfered') ? 'interfered' : 'normal';
+      // Likewise an Interfered verdict with no demand: the monitor keeps it while no runs show
+      // otherwise, and mitigating it asked the controller for capacity every cooldown for nothing.
+      : demand > 0 && members.some((i) => i.state === 'interfered') ? 'interfered' : 'normal';
     return { id, v, members, demand, capacity, verdict };
   });
 }
@@ -314,7 +319,7 @@ function planGroup(g: Group, prev: GroupEntry, r: Round): { entry: GroupEntry; p
   let planned: Planned | undefined;
   const lone = g.members[0]!;
   if (g.verdict === 'overloaded') planned = planOverload(g, v, r);
-  else if (n === 1 && g.demand === 0 && lone.idleMs >= s.unloadIdleAfterMs) {
+  else if (n === 1 && g.demand === 0 && lone.idleMs >= s.unloadIdleAfterMs && !lone.pinned) {
     planned = {
       action: { type: 'unload', instance: lone.id, variant: v.id, why: `no arrivals for ${fmt(lone.idleMs / 1000)} s (unload after ${fmt(s.unloadIdleAfterMs / 1000)} s)`, details: { ...baseDetails(g, r), idleMs: lone.idleMs } },
       adds: nothing,

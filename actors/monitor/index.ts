@@ -3,5 +3,5 @@ export {
   classifyInstance, defaultThresholds, initialClassifierState, slowdown,
   type ClassifierState, type ClassifierThresholds, type Classification, type InstanceSample, type Verdict,
 } from './classify.js';
-export { InstanceSampler, CpuSampler, defaultMonitorOptions, type MonitorOptions, type Verdicts } from './sampler.js';
+export { InstanceSampler, CpuSampler, defaultMonitorOptions, type MonitorOptions, type Verdicts, type DeadlineMisses } from './sampler.js';
 export { monitorMachine, type MonitorEvent } from './machine.js';

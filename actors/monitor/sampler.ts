@@ -18,6 +18,12 @@ export const defaultMonitorOptions: MonitorOptions = Object.freeze({ windowMs: 1
 
 export interface Verdicts { instance: VariantInstance; verdict: ClassifierState['verdict']; reason: string }
 
+/**
+ * An instance's window in which queries missed their deadlines: what the `instance.deadlines.missed`
+ * event reports. `queries` is every query the instance answered in the window, misses included.
+ */
+export interface DeadlineMisses { instance: string; variant: string; model: string; misses: number; queries: number; windowMs: number }
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -35,9 +41,10 @@ export class InstanceSampler {
    * change (applied by the caller, which owns the actors). Instances without a profile for this
    * hardware class are never classified: there is nothing to compare with.
    */
-  sample(instances: readonly VariantInstance[], now = Date.now()): { records: InstanceRecord[]; changes: Verdicts[] } {
+  sample(instances: readonly VariantInstance[], now = Date.now()): { records: InstanceRecord[]; changes: Verdicts[]; misses: DeadlineMisses[] } {
     const records: InstanceRecord[] = [];
     const changes: Verdicts[] = [];
+    const misses: DeadlineMisses[] = [];
     const seen = new Set<string>();
     for (const inst of instances) {
       const id = inst.spec.id;
@@ -50,6 +57,9 @@ export class InstanceSampler {
       const prevQueue = this.lastQueue.get(id) ?? 0;
       this.lastQueue.set(id, w.queueLength);
       const arrivalRate = (w.arrivals * 1000) / w.ms;
+      if (w.deadlineMisses > 0) {
+        misses.push({ instance: id, variant: inst.spec.variant, model: inst.spec.model, misses: w.deadlineMisses, queries: w.completions + w.refusals, windowMs: Math.round(w.ms) });
+      }
       let reason = inst.reason;
       if (inst.spec.profile && inst.serving) {
         const sample: InstanceSample = {
@@ -67,14 +77,14 @@ export class InstanceSampler {
         state: inst.state, ...(reason ? { reason } : {}),
         threads: inst.spec.threads, maxBatch: inst.spec.maxBatch, memoryBytes: inst.spec.memoryBytes,
         queueLength: w.queueLength, inFlight: inst.inFlight,
-        arrivalRate, serviceRate: (w.completions * 1000) / w.ms, deadlineMisses: w.deadlineMisses,
+        arrivalRate, serviceRate: (w.completions * 1000) / w.ms, deadlineMisses: w.deadlineMisses, windowMs: Math.round(w.ms),
         meanBatch: w.batches > 0 ? w.rows / w.batches : 0, latency, capacityQps: inst.capacityQps,
         ...(inst.loadMs !== undefined ? { loadMs: inst.loadMs } : {}),
         createdAt: inst.createdAt, updatedAt: now,
       });
     }
     for (const id of this.classifiers.keys()) if (!seen.has(id)) { this.classifiers.delete(id); this.lastQueue.delete(id); }
-    return { records, changes };
+    return { records, changes, misses };
   }
 }
 

@@ -11,7 +11,7 @@ import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { availableProviders } from '../../runtime/onnx/onnx-session.js';
 import { defaultMeasureOptions, type MeasureOptions } from './profile-measure.js';
-import { addJsonEndpoint, stopService } from '../../runtime/bus/service.js';
+import { addJsonEndpoint, addService, stopService } from '../../runtime/bus/service.js';
 import { entryValue, kvGet, type Stores } from '../../runtime/bus/store.js';
 import { liveProfilerIds, profilerActors, type ProfilerDeps } from './effects.js';
 import { generateVariants } from './generate.js';
@@ -58,7 +58,7 @@ export async function startProfiler(config: ProfilerConfig): Promise<Profiler> {
   actor.subscribe({ error: (err) => log.error({ err }, 'profiler actor crashed') });
   actor.start();
 
-  const srv = await config.nc.services.add({
+  const { srv } = await addService(config.nc, {
     name: services.profiler, version: '0.1.0', queue: 'infaas-profilers',
     description: 'INFaaS variant generator and profiler', metadata: { hardwareClass, workerId },
   });

@@ -5,12 +5,14 @@ import { fileURLToPath } from 'node:url';
 import type { ChildJob } from './profile-child.js';
 import type { MeasureResult } from './profile-measure.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
+import { compiled } from '../../runtime/project-files.js';
 
 const isErrorCode = (c: unknown): c is ErrorCode => Object.values(ErrorCode).includes(c as ErrorCode);
 
-const CHILD = fileURLToPath(new URL('./profile-child.ts', import.meta.url));
-// The child is TypeScript too: load it through tsx, resolved from this package (not the caller's cwd).
-const TSX = import.meta.resolve('tsx');
+// Compiled (dist/), the child is the JavaScript beside this file. From the sources it is TypeScript
+// too: loaded through tsx, resolved from this package (not the caller's cwd).
+const CHILD = fileURLToPath(new URL(compiled ? './profile-child.js' : './profile-child.ts', import.meta.url));
+const EXEC_ARGV = compiled ? [] : ['--import', import.meta.resolve('tsx')];
 
 export function runProfileChild(
   job: ChildJob,
@@ -18,7 +20,7 @@ export function runProfileChild(
   timeoutMs = 10 * 60_000,
 ): Promise<MeasureResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(CHILD, [], { execArgv: ['--import', TSX], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(CHILD, [], { execArgv: EXEC_ARGV, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     let stderr = '';
     let settled = false;
     child.stderr?.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });

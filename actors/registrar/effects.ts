@@ -209,8 +209,10 @@ export function registrationActors(deps: RegistrarDeps) {
         throw err;
       }
     }),
-    generate: fromPromise<Generated, { model: ModelRecord }>(async ({ input }) => {
+    generate: fromPromise<Generated, { model: ModelRecord }>(async ({ input, signal }) => {
       const reply = validateSchema(GenerateReplySchema, await requestJson(nc, subjects.profiler.generate, { model: input.model.name }, options.generateTimeoutMs), 'generate reply') as GenerateReply;
+      // Cancelled (or stopped) meanwhile: the rollback has begun, so write nothing it would miss.
+      if (signal.aborted) throw new InfaasError(ErrorCode.Internal, 'registration cancelled during generation');
       for (const v of reply.variants) await stores.variants.put(v.id, encodeJson(v));
       const skipped = reply.skipped ?? [];
       await kvModify<ModelRecord>(stores.models, keys.model(input.model.name), (m) => ({

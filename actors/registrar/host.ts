@@ -1,15 +1,16 @@
 // Hosts the registrar: the infaas-registry micro service, one registration actor per request, and
 // an in-memory view of the registry rebuilt from KV watches on every start.
 import { nanoid } from 'nanoid';
-import type { NatsConnection, Service } from 'nats';
-import { createActor, type ActorRefFrom } from 'xstate';
+import type { NatsConnection } from 'nats';
+import { createActor, waitFor, type ActorRefFrom } from 'xstate';
 import { ModelsRequest, NameRequest, RegisterRequest, type ModelRecord, type RegisterReply } from '../../schemas/registry.js';
+import { CancelRequest } from '../../schemas/admin.js';
 import { services, subjects } from '../../subjects/index.js';
 import { ErrorCode, InfaasError, type ErrorCode as Code } from '../../schemas/errors.js';
 import { publishRegistryEvent } from '../../runtime/bus/events.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
-import { addJsonEndpoint, pingInstances, stopService } from '../../runtime/bus/service.js';
+import { addJsonEndpoint, addService, pingInstances, stopService } from '../../runtime/bus/service.js';
 import type { Stores } from '../../runtime/bus/store.js';
 import { defaultRegistrarOptions, registrationActors, removeModel, type RegistrarOptions } from './effects.js';
 import { registrationMachine } from './machine.js';
@@ -17,6 +18,11 @@ import { registrationMachine } from './machine.js';
 export interface Registrar {
   readonly id: string;
   readonly view: RegistryView;
+  /**
+   * Cancels a registration this registrar is running: while generating or profiling it rolls back
+   * (registration.failed with code CANCELLED); resolves once the rollback is done.
+   */
+  cancel(name: string): Promise<{ model: string; cancelled: true; from: string }>;
   stop(): Promise<void>;
 }
 
@@ -33,7 +39,7 @@ export async function startRegistrar(config: RegistrarConfig): Promise<Registrar
   const { nc, stores } = config;
   const view = new RegistryView(config.log);
   await view.start(stores);
-  const srv: Service = await nc.services.add({
+  const { srv } = await addService(nc, {
     name: services.registry, version: VERSION, description: 'INFaaS model registry: register, list, inspect, unregister models',
     queue: 'infaas-registrars',
   });
@@ -110,9 +116,28 @@ export async function startRegistrar(config: RegistrarConfig): Promise<Registrar
     },
   }, log);
 
+  const cancel = async (name: string): Promise<{ model: string; cancelled: true; from: string }> => {
+    const actor = running.get(name);
+    if (!actor) throw new InfaasError(ErrorCode.RegistrationNotFound, `no registration of "${name}" is in progress on registrar ${id}`, { name, registrar: id });
+    const from = String(actor.getSnapshot().value);
+    if (from !== 'generating' && from !== 'profiling') {
+      throw new InfaasError(ErrorCode.NotCancellable, `the registration of "${name}" is ${from}: it can be cancelled while generating or profiling; try again in a moment`, { name, state: from, retryAfterMs: 1000 });
+    }
+    actor.send({ type: 'cancel.requested' });
+    await waitFor(actor, (s) => s.status === 'done', { timeout: 60_000 });
+    log.info({ model: name, from }, 'registration cancelled by the operator');
+    return { model: name, cancelled: true, from };
+  };
+
+  // The console's cancel of a registration this registrar runs (forwarded by any controller's infaas-admin).
+  addJsonEndpoint(srv, {
+    name: 'cancel', subject: subjects.admin.cancelOwned(id), schema: CancelRequest,
+    handle: (req) => cancel(req.name),
+  }, log);
+
   log.info({ models: view.models.size }, 'registrar started');
   return {
-    id, view,
+    id, view, cancel,
     stop: async () => {
       await stopService(srv, log);
       for (const a of running.values()) a.stop();

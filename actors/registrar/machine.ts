@@ -1,4 +1,5 @@
 // Lifecycle of one registration: received -> validating -> generating -> profiling -> registered | failed.
+// An operator's cancel.requested while generating or profiling rolls it back like a failure.
 // Effects are named here and supplied by effects.ts through .provide(); no I/O imports.
 import { assign, fromPromise, setup } from 'xstate';
 import type { ModelRecord, RegisterRequest, RegistryEventType, SkippedVariant, VariantRecord } from '../../schemas/registry.js';
@@ -23,6 +24,11 @@ export function generatedMessage(g: Generated): string {
 
 export interface ProfilingSummary { hardwareClass: string; profiled: number; unsupported: number }
 
+/** The operator cancelled it (infaas-admin cancel): the failure its rollback reports. */
+export const CANCELLED: FailureInfo = Object.freeze({ code: 'CANCELLED', message: 'cancelled by the operator' });
+
+export type RegistrationEvent = { type: 'cancel.requested' };
+
 export type RegistrationOutput =
   | { status: 'registered'; model: ModelRecord; variants: VariantRecord[] }
   | { status: 'failed'; error: FailureInfo };
@@ -41,6 +47,7 @@ export const registrationMachine = setup({
     context: {} as RegistrationContext,
     input: {} as { request: RegisterRequest },
     output: {} as RegistrationOutput,
+    events: {} as RegistrationEvent,
   },
   actors: {
     /** Claims the name, checks object/model/signature/validation set, copies them into the repository. */
@@ -100,6 +107,7 @@ export const registrationMachine = setup({
         },
         onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => failure(event.error) }) },
       },
+      on: { 'cancel.requested': { target: 'rollingBack', actions: assign({ error: () => ({ ...CANCELLED }) }) } },
     },
     profiling: {
       invoke: {
@@ -108,6 +116,7 @@ export const registrationMachine = setup({
         onDone: 'completing',
         onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => failure(event.error) }) },
       },
+      on: { 'cancel.requested': { target: 'rollingBack', actions: assign({ error: () => ({ ...CANCELLED }) }) } },
     },
     completing: {
       invoke: {

@@ -11,6 +11,7 @@ import { decodeJson, encodeJson } from '../../runtime/bus/codec.js';
 import { Lease } from '../../runtime/bus/lease.js';
 import type { Logger } from '../../runtime/log.js';
 import type { Stores } from '../../runtime/bus/store.js';
+import { SettingsView, knobs } from '../../runtime/views/settings-view.js';
 
 import { vmAutoscalerMachine } from './machine.js';
 import {
@@ -58,6 +59,10 @@ export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmA
   const startTimeoutMs = config.startTimeoutMs ?? 60_000;
   const cluster = new ClusterView(log, Math.max(5000, 3 * windowMs));
   await cluster.start(stores);
+  // Pauses and knobs set from the console (infaas_settings) apply from the next round.
+  const consoleSettings = new SettingsView(log);
+  await consoleSettings.start(stores);
+  let paused = false;
   const lease = new Lease(stores.leases, 'vm-autoscaler', config.controllerId, 3 * windowMs);
   let state: ClusterScalingState = initialClusterScalingState;
   let unplaced: Record<string, number> = {};
@@ -114,7 +119,15 @@ export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmA
     };
     unplaced = {};
     mitigations = {};
-    const plan = planClusterScaling(state, snap, settings);
+    const fromConsole = consoleSettings.vm;
+    if (fromConsole.paused) {
+      if (!paused) log.info('vm-autoscaler paused from the console: no decisions until resumed');
+      paused = true;
+      return;
+    }
+    if (paused) log.info('vm-autoscaler resumed from the console');
+    paused = false;
+    const plan = planClusterScaling(state, snap, { ...settings, ...knobs(fromConsole) });
     state = plan.state;
     for (const a of plan.actions) await carryOut(a);
   };
@@ -147,6 +160,7 @@ export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmA
       actor.send({ type: 'stop.requested' });
       await waitFor(actor, (s) => s.status === 'done');
       cluster.stop();
+      consoleSettings.stop();
       await lease.release().catch(() => {});
     },
   };

@@ -1,7 +1,7 @@
 // A worker's heartbeat: once per monitor window, sample the instances (verdicts, KV stats), the
 // process and host CPU, and rewrite the worker's KV record; liveness is that record's freshness.
 import { hostname } from 'node:os';
-import type { WorkerRecord } from '../../schemas/worker.js';
+import type { WorkerEvent, WorkerEventType, WorkerRecord } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
 import { kvPut, type Stores } from '../../runtime/bus/store.js';
@@ -14,6 +14,7 @@ export interface HeartbeatDeps {
   stores: Stores;
   log: Logger;
   thresholds: MonitorOptions['thresholds'];
+  event: (type: WorkerEventType, message: string, fields?: Partial<WorkerEvent>) => void;
 }
 
 export class Heartbeat {
@@ -26,11 +27,20 @@ export class Heartbeat {
     this.sampler = new InstanceSampler(d.worker.id, d.worker.hardwareClass, d.thresholds);
   }
 
-  /** One monitor window: verdicts to the instances, their records and the worker's usage to KV. */
+  /**
+   * One monitor window: verdicts to the instances, their records and the worker's usage to KV, and
+   * an `instance.deadlines.missed` event per instance whose window had misses (at most one each per
+   * window: KV keeps only the last window, and an operator watching events should not have to poll it).
+   */
   sample(): void {
     const { registry } = this.d;
-    const { records, changes } = this.sampler.sample(registry.live());
+    const { records, changes, misses } = this.sampler.sample(registry.live());
     for (const c of changes) c.instance.verdict(c.verdict, c.reason);
+    for (const m of misses) {
+      this.d.event('instance.deadlines.missed', `${m.instance} (${m.variant}) missed ${m.misses} of ${m.queries} deadlines in ${m.windowMs} ms`, {
+        instance: m.instance, variant: m.variant, details: { model: m.model, misses: m.misses, queries: m.queries, windowMs: m.windowMs },
+      });
+    }
     for (const r of records) {
       const inst = registry.instances.get(r.id);
       void registry.writeRecord(inst ? { ...r, state: inst.state } : r);

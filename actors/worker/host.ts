@@ -9,8 +9,9 @@ import { encodeJson } from '../../runtime/bus/codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
+import { SettingsView, knobs } from '../../runtime/views/settings-view.js';
 import { kvPurgeAll, type Stores } from '../../runtime/bus/store.js';
-import { stopService } from '../../runtime/bus/service.js';
+import { addService, stopService } from '../../runtime/bus/service.js';
 import { settleWithin } from '../../runtime/stopping.js';
 import type { InstanceOptions, VariantInstance } from '../instance/index.js';
 import { defaultMonitorOptions, monitorMachine, type MonitorOptions } from '../monitor/index.js';
@@ -95,6 +96,9 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const { nc, stores } = config;
   const view = new RegistryView(log);
   await view.start(stores);
+  // The operator's pauses, knobs and pins (infaas_settings), read by the model-autoscaler each round.
+  const consoleSettings = new SettingsView(log);
+  await consoleSettings.start(stores);
 
   const event = (type: WorkerEventType, message: string, fields: Partial<WorkerEvent> = {}): void => {
     if (nc.isClosed() || nc.isDraining()) return;
@@ -103,7 +107,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   };
 
   const registry = new InstanceRegistry({ worker, view, stores, log, event, instanceOptions: config.instance, inlineBelowMs: config.inlineBelowMs ?? INLINE_BELOW_MS });
-  const heartbeat = new Heartbeat({ worker, registry, stores, log, thresholds: monitorOptions.thresholds });
+  const heartbeat = new Heartbeat({ worker, registry, stores, log, event, thresholds: monitorOptions.thresholds });
   const actor = createActor(workerMachine.provide({
     actors: {
       announce: fromVoid(async () => { await heartbeat.write('ready'); }),
@@ -124,11 +128,11 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
 
   const router = createRouter(id, registry, () => state() !== 'ready', (v) => view.variants.has(v));
   const inference: InferenceOptions = { ...defaultInferenceOptions, ...config.inference };
-  const srv = await nc.services.add({
+  const { srv, errors } = await addService(nc, {
     name: services.worker, version: '0.1.0', description: 'INFaaS worker: variant instances, batching, monitor, model-autoscaler',
     metadata: { workerId: id, hardwareClass, threads: String(threads) },
   });
-  const data = inferenceHandler(nc, router, inference, log, stores.blobs);
+  const data = inferenceHandler(nc, router, inference, log, stores.blobs, (err) => errors.count('infer', err));
   srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: data.handler });
   addControlEndpoints(srv, {
     workerId: id, log, instances: () => registry.live(), startInstance: (v) => registry.start(v), load: (v) => registry.load(v), record: (i) => registry.record(i),
@@ -140,6 +144,8 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   const scaling = new ScalingRunner({
     settings: { ...defaultScalingSettings, ...config.scaling }, threads, memoryBytes, view, hardwareClass, log,
     instances: () => registry.live(), startInstance: (v) => registry.start(v), event, replaced: (from, to) => registry.replaced(from, to),
+    console: () => { const m = consoleSettings.model; return { paused: m.paused === true, settings: knobs(m) }; },
+    isPinned: (instanceId) => consoleSettings.isPinned(id, instanceId),
   });
   const autoscaler = createActor(autoscalerMachine.provide({
     actors: { planAndAct: fromVoid(() => scaling.round()) },
@@ -164,6 +170,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     monitor.send({ type: 'stop.requested' });
     autoscaler.send({ type: 'stop.requested' });
     view.stop();
+    consoleSettings.stop();
     // Both wait on the server: bounded, so a worker whose NATS is gone still stops (its record then
     // expires with the bucket's TTL).
     const [, removed] = await Promise.all([stopService(srv, log), settleWithin(stores.workers.delete(keys.worker(id)), 2_000)]);

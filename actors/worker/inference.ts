@@ -39,6 +39,8 @@ export const defaultInferenceOptions: InferenceOptions = Object.freeze({ maxRequ
  */
 export interface AnswerRoute {
   json: boolean; reply?: string; resultSubject?: string; ack?: string;
+  /** The query's id: errors published to its result subject carry it, so an asynchronous caller can match them. */
+  id?: string;
   /**
    * Inputs by reference of a query answered on a result subject: deleted once it is answered, as
    * nobody retries a published query (QueryClient deletes a request's own after its last try).
@@ -56,10 +58,15 @@ export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt:
 /**
  * `blobs` is the bucket of tensors by reference (claim check): inputs that came by reference are
  * fetched from it before routing to an instance, and outputs too big for one answer are put in it.
+ * `onError` hears of every error answer sent (the worker counts them for `nats micro stats`).
  */
-export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore) {
+export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore, onError?: (err: InfaasError) => void) {
+  const sendError = (route: AnswerRoute, err: InfaasError): void => {
+    if (publish(route, encodeErrorReply(err, route.json, route.resultSubject ? route.id : undefined))) onError?.(err);
+  };
+
   const send = (route: AnswerRoute, outcome: Outcome): void => {
-    if ('error' in outcome) { publish(route, encodeErrorReply(outcome.error, route.json)); return; }
+    if ('error' in outcome) { sendError(route, outcome.error); return; }
     const shown = route.json ? jsonOutputs(outcome.result.outputs) : outcome.result.outputs;
     const enc = encodePayload({ ...outcome.result, outputs: shown }, route.json);
     const size = messageBytes(enc.data, enc.headers) + ANSWER_HEADROOM_BYTES;
@@ -67,7 +74,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     // Too big for one message: the largest outputs wait in the blobs bucket, the answer carries references.
     storeOutputs(outcome.result, shown, size, route.json).then(
       (sent) => publish(route, sent),
-      (e: unknown) => publish(route, encodeErrorReply(toInfaasError(e), route.json)),
+      (e: unknown) => sendError(route, toInfaasError(e)),
     );
   };
 
@@ -85,15 +92,18 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     return encodePayload({ ...result, outputs }, json);
   };
 
-  const publish = (route: AnswerRoute, enc: { data: Uint8Array; headers: MsgHdrs }): void => {
+  /** Sends an answer (true when one went out), then acks the dispatcher and drops inputs by reference. */
+  const publish = (route: AnswerRoute, enc: { data: Uint8Array; headers: MsgHdrs }): boolean => {
     const to = route.resultSubject ?? route.reply;
+    let sent = false;
     try {
-      if (to) nc.publish(to, enc.data, { headers: enc.headers });
+      if (to) { nc.publish(to, enc.data, { headers: enc.headers }); sent = true; }
     } catch (e) {
       log.warn({ err: (e as Error).message }, 'could not send an answer');
     }
     if (route.ack) ack(route.ack);
     if (route.inputBlobs) void blobs.delete(route.inputBlobs);
+    return sent;
   };
 
   const ack = (subject: string, refused?: string): void => {
@@ -136,7 +146,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
     // A dispatcher routed by a view older than this worker's instances (one was just unloaded or
     // switched): it decides again rather than the client hearing of it.
     if (a.route.ack && (ie.code === ErrorCode.VariantNotLoaded || ie.code === ErrorCode.WorkerDraining)) { ack(a.route.ack, ie.code); return; }
-    send(a.route, { error: ie });
+    sendError(a.route, ie);
   };
 
   /** Routes an accepted query to an instance; every outcome, errors included, is answered exactly once. */
@@ -181,14 +191,14 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       const body = decodePayload(msg.data, h);
       const routed = h?.get(headerNames.variant);
       const req = routed ? forwardedQuery(body, routed, h!) : validate(InferRequest, body, 'inference request');
-      if (req.resultSubject) route = { ...route, resultSubject: req.resultSubject };
+      if (req.resultSubject) route = { ...route, resultSubject: req.resultSubject, ...(req.id !== undefined ? { id: req.id } : {}) };
       const deadline = headerEpochMs(h, headerNames.deadline) ?? receivedAt + options.defaultDeadlineMs;
       const startedAt = headerEpochMs(h, headerNames.start) ?? receivedAt;
       accept({ req, deadline, startedAt, receivedAt, route });
     } catch (e) {
       const ie = toInfaasError(e);
       if (ie.code === ErrorCode.Internal) log.error({ err: e }, 'inference request failed');
-      send(route, { error: ie });
+      sendError(route, ie);
     }
   };
   return { handler, accept };

@@ -24,6 +24,10 @@ export interface ScalingDeps {
   /** A switch completed: unpinned queries for `from` now go to `to`. */
   replaced: (from: string, to: string) => void;
   event: (type: WorkerEventType, message: string, fields?: Partial<WorkerEvent>) => void;
+  /** What the operator's console set now (infaas_settings): a pause, and knobs over `settings`. */
+  console?: () => { paused: boolean; settings: Partial<ScalingSettings> };
+  /** Instances the operator pinned against idle unload. */
+  isPinned?: (instanceId: string) => boolean;
 }
 
 /** Event-loop utilisation above which the loop counts as needing a core of its own. */
@@ -70,15 +74,24 @@ export class ScalingRunner {
       now, threads: this.instanceCores(), memoryBytes: this.deps.memoryBytes,
       instances: instances.map((i) => ({
         id: i.spec.id, variant: i.spec.variant, state: i.state, arrivalRate: i.recentArrivalRate, pinnedShare: i.recentPinnedShare,
+        ...(this.deps.isPinned?.(i.spec.id) ? { pinned: true } : {}),
         queueLength: i.queueLength, idleMs: now - i.lastArrivalAt, threads: i.spec.threads, memoryBytes: i.spec.memoryBytes,
       })),
       variants: this.variantsFor(new Set(instances.map((i) => i.spec.model))),
     };
   }
 
+  private paused = false;
+
   async round(): Promise<void> {
     this.unloadUnregistered();
-    const plan = planWorkerScaling(this.state, this.snapshot(), this.deps.settings);
+    const fromConsole = this.deps.console?.() ?? { paused: false, settings: {} };
+    if (fromConsole.paused !== this.paused) {
+      this.paused = fromConsole.paused;
+      this.deps.log.info({ paused: this.paused }, this.paused ? 'model-autoscaler paused from the console' : 'model-autoscaler resumed from the console');
+    }
+    if (this.paused) return;
+    const plan = planWorkerScaling(this.state, this.snapshot(), { ...this.deps.settings, ...fromConsole.settings });
     this.state = plan.state;
     for (const a of plan.actions) await this.carryOut(a);
   }

@@ -15,6 +15,7 @@ import type { Query, QueryResult } from '../../schemas/query.js';
 import { loadSplit, PIXELS, type DigitSet } from '../../zoo/data.js';
 import { classPicker, cutTrace, expectedArrivals, traceArrivals, type QueryClass, type RateTrace } from '../trace.js';
 import type { FleetSample, FleetWorker } from './fleet.js';
+import { benchDefaults } from './defaults.js';
 import { poissonArrivals, summarise, windowSpans, windowStats, type BenchOutcome, type RunContext, type WindowStats } from './stats.js';
 
 /** Open loop at a constant rate, open loop over a rate-over-time trace (time 0 = the start of the warmup), or closed loop. */
@@ -43,7 +44,7 @@ export interface BenchRunOptions {
   retry: boolean;
 }
 
-export const benchDefaults = { durationS: 10, warmupS: 2, windowS: 1, latencyMs: 100, seed: 1, retry: true } as const;
+export { benchDefaults };
 
 export interface BenchDeps {
   nc: NatsConnection;

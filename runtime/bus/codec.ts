@@ -78,10 +78,11 @@ export function encodePayload(value: unknown, json = false): { data: Uint8Array;
 
 /**
  * A data-plane error reply: the body `{error:{...}}` encoded like the request, and the micro-protocol
- * headers (`Nats-Service-Error-Code`, and `Nats-Service-Error` through the one sanitiser).
+ * headers (`Nats-Service-Error-Code`, and `Nats-Service-Error` through the one sanitiser). `id`, the
+ * query's, is given for an error published to a result subject: the body becomes `{id, error}`.
  */
-export function encodeErrorReply(err: InfaasError, json = false): { data: Uint8Array; headers: MsgHdrs } {
-  const enc = encodePayload(err.toBody(), json);
+export function encodeErrorReply(err: InfaasError, json = false, id?: string): { data: Uint8Array; headers: MsgHdrs } {
+  const enc = encodePayload(id !== undefined ? { id, ...err.toBody() } : err.toBody(), json);
   enc.headers.set('Nats-Service-Error-Code', String(err.status));
   enc.headers.set('Nats-Service-Error', err.headerText);
   return enc;

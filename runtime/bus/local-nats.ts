@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type ConnectionOptions } from 'nats';
 import type { Logger } from '../log.js';
 import { serverAuthConfig, type Credential } from './auth.js';
+import { checkMaxPayload, DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD } from './max-payload.js';
 
 export const INSTALL_COMMAND = 'apt-get update && apt-get install -y nats-server';
 
@@ -38,13 +39,7 @@ export function ensureNatsServer(log: Logger, install = true): string {
   return after;
 }
 
-/**
- * The largest message the embedded server takes, headers included (nats-server's own default is
- * 1 MiB; a 640x640 RGB float32 image is 4.9 MB). Bigger tensors go by reference anyway (claim check).
- */
-export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
-/** nats-server refuses a max payload above its max_pending (64 MiB by default). */
-export const MAX_MAX_PAYLOAD = 64 * 1024 * 1024;
+export { checkMaxPayload, DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD };
 
 export interface LocalNatsOptions {
   /** JetStream store directory (created if missing). */
@@ -159,13 +154,6 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-export function checkMaxPayload(bytes: number): number {
-  if (!Number.isInteger(bytes) || bytes < 1024 || bytes > MAX_MAX_PAYLOAD) {
-    throw new RangeError(`max payload must be a whole number of bytes from 1024 to ${MAX_MAX_PAYLOAD} (64 MiB, nats-server's max_pending), got ${bytes}`);
-  }
-  return bytes;
 }
 
 export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNats> {

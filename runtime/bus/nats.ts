@@ -18,8 +18,13 @@ export interface BusOptions {
 export async function connectBus(options: BusOptions): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
+    // "nats://a:4222,nats://b:4222" (as -s and INFAAS_NATS_URL take it) is a list in the order
+    // given: a deployment puts the process's own host's node first (cluster/deploy.ts); the rest,
+    // and the nodes the server tells about, are where it reconnects when that node goes.
+    const servers = typeof options.servers === 'string' ? options.servers.split(',').map((s) => s.trim()).filter(Boolean) : options.servers;
     nc = await connect({
-      servers: options.servers,
+      servers,
+      ...(servers.length > 1 ? { noRandomize: true } : {}),
       name: options.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,

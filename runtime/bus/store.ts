@@ -14,6 +14,10 @@ export interface Stores {
   workers: KV;
   instances: KV;
   leases: KV;
+  /** Policy settings and pins the actors watch (the operator's console writes them). */
+  settings: KV;
+  /** Per-model summaries the console writes (throughput, goodput, misses, p99 over the last minute). */
+  summary: KV;
   repository: ObjectStore;
   /** Tensors too big for one message, by reference (claim check; runtime/bus/blobs.ts). */
   blobs: BlobStore;
@@ -21,6 +25,9 @@ export interface Stores {
 
 /** Worker and instance records older than this are gone from KV (their writer stopped heartbeating). */
 export const LIVENESS_TTL_MS = 30_000;
+
+/** A model's summary record older than this is gone (no controller is writing it any more). */
+export const SUMMARY_TTL_MS = 120_000;
 
 export interface StoreOptions {
   /** JetStream replicas: 1 for the embedded server, 3 on a cluster. */
@@ -34,19 +41,21 @@ export interface StoreOptions {
 export async function openStores(nc: NatsConnection, options: StoreOptions = {}): Promise<Stores> {
   const js = nc.jetstream();
   const replicas = options.replicas ?? 1;
-  const [models, variants, profiles, workers, instances, leases, repository, blobs] = await Promise.all([
-    js.views.kv(buckets.models, { history: 5, replicas }),
-    js.views.kv(buckets.variants, { history: 1, replicas }),
-    js.views.kv(buckets.profiles, { history: 1, replicas }),
+  const [models, variants, profiles, workers, instances, leases, settings, summary, repository, blobs] = await Promise.all([
+    js.views.kv(buckets.models, { history: 5, replicas, description: 'infaas registered models: one ModelRecord per model (docs/registry.md)' }),
+    js.views.kv(buckets.variants, { history: 1, replicas, description: 'infaas model variants: one VariantRecord per variant (docs/registry.md)' }),
+    js.views.kv(buckets.profiles, { history: 1, replicas, description: 'infaas variant profiles per hardware class: latency, memory, accuracy (docs/registry.md)' }),
     // Liveness without per-key TTL (nats-server 2.9): records are rewritten every window and the
     // bucket drops values older than LIVENESS_TTL_MS, so a dead worker's records disappear.
-    js.views.kv(buckets.workers, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
-    js.views.kv(buckets.instances, { history: 1, replicas, ttl: LIVENESS_TTL_MS }),
-    js.views.kv(buckets.leases, { history: 1, replicas }),
+    js.views.kv(buckets.workers, { history: 1, replicas, ttl: LIVENESS_TTL_MS, description: 'infaas live workers: heartbeats with capacity and usage (docs/worker.md)' }),
+    js.views.kv(buckets.instances, { history: 1, replicas, ttl: LIVENESS_TTL_MS, description: 'infaas loaded variant instances: state, load and latency per monitor window (docs/worker.md)' }),
+    js.views.kv(buckets.leases, { history: 1, replicas, description: 'infaas leases for work only one controller may do at a time (the VM-autoscaler)' }),
+    js.views.kv(buckets.settings, { history: 5, replicas, description: 'infaas policy settings: autoscaler pauses and knobs, instance pins (docs/operations.md)' }),
+    js.views.kv(buckets.summary, { history: 1, replicas, ttl: SUMMARY_TTL_MS, description: 'infaas per-model summary over the last minute, written by the controllers\' console (docs/operations.md)' }),
     js.views.os(buckets.repository, { replicas, description: 'infaas model repository' }),
     openBlobStore(nc, options),
   ]);
-  return { nc, models, variants, profiles, workers, instances, leases, repository, blobs };
+  return { nc, models, variants, profiles, workers, instances, leases, settings, summary, repository, blobs };
 }
 
 

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { OptLevel } from '../../schemas/registry.js';
 import type { QuantizeReport } from './quantize.js';
 import type { CalibrationFeed, StaticQuantizeReport } from './quantize-static.js';
+import { compiled } from '../project-files.js';
 
 /** Dynamic int8, or static int8 (QDQ) calibrated on `calibration`; the result is loaded in ORT at `checkLevels`. */
 export type QuantizeJob =
@@ -19,9 +20,12 @@ export interface QuantizeOutcome {
   loadError?: string;
 }
 
+// Compiled (dist/): the thread runs the quantiser's JavaScript; from the sources, a bootstrap loads it through tsx.
+const THREAD = compiled ? new URL('./quantize-thread-impl.js', import.meta.url) : new URL('./quantize-thread.mjs', import.meta.url);
+
 /** Rejects with the quantiser's reason when it refuses the model (an opset it cannot upgrade, say). */
 export async function quantizeInThread(bytes: Uint8Array, job: QuantizeJob = { kind: 'int8' }): Promise<QuantizeOutcome> {
-  const worker = new Worker(new URL('./quantize-thread.mjs', import.meta.url));
+  const worker = new Worker(THREAD);
   try {
     return await new Promise((resolve, reject) => {
       worker.once('message', (m: Partial<QuantizeOutcome> & { error?: string }) => {

@@ -1,10 +1,12 @@
 // An ONNX Runtime session in its own worker thread, so that a run never blocks this event loop
 // (heartbeats, replies and the batcher's timers keep going while a batch computes).
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DType } from '../../schemas/tensor.js';
 import type { TypedArray } from '../bus/codec.js';
 import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import type { SessionConfig } from './onnx-session.js';
+import { projectFile } from '../project-files.js';
 
 /** A tensor as the session sees it: a typed array and its dimensions. */
 export interface Feed {
@@ -32,7 +34,8 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-const THREAD_URL = new URL('./session-thread.mjs', import.meta.url);
+// From the project root: the .mjs is not copied into dist/ (it is plain JavaScript, run as it is).
+const THREAD_URL = pathToFileURL(projectFile('runtime', 'onnx', 'session-thread.mjs'));
 
 /** A copy in a buffer of its own. Not data.slice(): on a Node Buffer that is a view, and transferring it would detach the caller's bytes. */
 function copyOf<T extends TypedArray>(data: T): T {
