@@ -2,6 +2,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TensorSpec } from './tensor.js';
 
+/** A time as milliseconds since the Unix epoch (every timestamp in KV records and events). */
+export const EpochMs = Type.Integer({ minimum: 0, description: 'milliseconds since the Unix epoch' });
+
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$', description: "letters, digits, '-', '_'" });
 // Printable ASCII: nats.js names Object Store entries through btoa(name), which throws on characters
 // past U+00FF and disagrees with other clients (UTF-8) on U+0080-U+00FF (found by test/fuzz.test.ts).
@@ -100,8 +103,8 @@ export const ModelRecord = Type.Object(
     skipped: Type.Optional(Type.Array(SkippedVariant)),
     variants: Type.Array(Type.String()),
     registrar: Type.String(),
-    createdAt: Type.String(),
-    updatedAt: Type.String(),
+    createdAt: EpochMs,
+    updatedAt: EpochMs,
   },
   { $id: 'ModelRecord', additionalProperties: false },
 );
@@ -127,7 +130,7 @@ export const VariantRecord = Type.Object(
     /** Object Store name of the variant's ONNX file (variants of one precision share a file). */
     object: Type.String(),
     sizeBytes: Type.Integer({ minimum: 1 }),
-    createdAt: Type.String(),
+    createdAt: EpochMs,
   },
   { $id: 'VariantRecord', additionalProperties: false },
 );
@@ -200,8 +203,8 @@ export const ProfileRecord = Type.Object(
     fidelity: Type.Optional(Fidelity),
     validationSamples: Type.Optional(Type.Integer({ minimum: 0 })),
     error: Type.Optional(Type.String()),
-    startedAt: Type.String(),
-    finishedAt: Type.Optional(Type.String()),
+    startedAt: EpochMs,
+    finishedAt: Type.Optional(EpochMs),
   },
   { $id: 'ProfileRecord', additionalProperties: false },
 );
@@ -233,7 +236,7 @@ export const RegistryEvent = Type.Object(
   {
     type: Type.Union(RegistryEventType.map((t) => Type.Literal(t))),
     model: Name,
-    at: Type.String(),
+    at: EpochMs,
     message: Type.String(),
     /** Fraction of the profiling work done, for progress bars. */
     progress: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),

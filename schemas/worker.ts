@@ -2,6 +2,7 @@
 // inference requests and the worker's events. Control plane JSON; inference MessagePack by default.
 import { Type, type Static } from '@sinclair/typebox';
 import { NamedWireTensors } from './tensor.js';
+import { EpochMs } from './registry.js';
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
 const VariantId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' });
@@ -35,9 +36,9 @@ export const WorkerRecord = Type.Object(
       queued: Type.Integer({ minimum: 0 }),
       qps: Type.Number({ minimum: 0 }),
     }, { additionalProperties: false }),
-    startedAt: Type.String(),
+    startedAt: EpochMs,
     /** Epoch milliseconds of the latest heartbeat; readers treat a record older than a few windows as dead. */
-    heartbeatAt: Type.Number(),
+    heartbeatAt: EpochMs,
   },
   { $id: 'WorkerRecord', additionalProperties: false },
 );
@@ -85,8 +86,8 @@ export const InstanceRecord = Type.Object(
     /** Profiled queries per second at full batches (0 when this class has no profile yet). */
     capacityQps: Type.Number({ minimum: 0 }),
     loadMs: Type.Optional(Type.Number({ minimum: 0 })),
-    createdAt: Type.String(),
-    updatedAt: Type.Number(),
+    createdAt: EpochMs,
+    updatedAt: EpochMs,
   },
   { $id: 'InstanceRecord', additionalProperties: false },
 );
@@ -149,7 +150,7 @@ export const WorkerEvent = Type.Object(
   {
     type: Type.Union(WorkerEventType.map((t) => Type.Literal(t))),
     worker: Name,
-    at: Type.String(),
+    at: EpochMs,
     message: Type.String(),
     instance: Type.Optional(Type.String()),
     variant: Type.Optional(Type.String()),

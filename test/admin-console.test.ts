@@ -131,7 +131,7 @@ t.test('the console answers readable JSON and steers the actors', async (t) => {
     await until('the vm-autoscaler leads', () => vm.leading || undefined);
     t.same((await req(sys.nc, subjects.admin.pause, '{"autoscaler":"vm-autoscaler"}')).json, { autoscaler: 'vm-autoscaler', paused: true });
     const mitigation = () => sys.nc.publish(subjects.events.worker(worker.id), new TextEncoder().encode(JSON.stringify({
-      type: 'mitigation.requested', worker: worker.id, at: new Date().toISOString(), message: 'test: needs capacity elsewhere',
+      type: 'mitigation.requested', worker: worker.id, at: Date.now(), message: 'test: needs capacity elsewhere',
     })));
     // A negative can only be observed for a while: ten windows of requests that would each scale out.
     for (let i = 0; i < 10; i++) { mitigation(); await new Promise((r) => setTimeout(r, 200)); }

@@ -7,7 +7,7 @@ const T0 = 1_700_000_000_000;
 const rec = (id: string, at: number, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({
   id, worker: 'w1', variant: 'm.v', model: 'm', hardwareClass: 'cpu-test', state: 'active', threads: 1, maxBatch: 8, memoryBytes: 1,
   queueLength: 0, inFlight: 0, arrivalRate: 0, serviceRate: 0, deadlineMisses: 0, meanBatch: 0, latency: [], capacityQps: 100,
-  createdAt: new Date(T0).toISOString(), updatedAt: at, ...extra,
+  createdAt: T0, updatedAt: at, ...extra,
 });
 
 t.test('counts answers and misses per model over the last minute', async (t) => {

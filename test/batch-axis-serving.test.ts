@@ -54,7 +54,7 @@ t.test('concurrent queries to a model batched on axis 1 each get their own corre
   t.same(axes.inputs.map((s) => s.batchAxis), [1, 1, null], 'x and h on axis 1, the scalar gain on none');
   t.same(axes.outputs.map((s) => s.batchAxis), [1, 1]);
 
-  const now = new Date().toISOString();
+  const now = Date.now();
   const object = objects.model('rnnlike');
   await putObject(stores.repository, object, bytes);
   const model: ModelRecord = {

@@ -13,7 +13,7 @@ import { connectTest, startTestNats } from './helpers/system.js';
 const worker = (id: string, heartbeatAt = Date.now()): WorkerRecord => ({
   id, host: 'h', pid: 1, hardwareClass: 'cpu-test', pricePerHour: 0.1, capacity: { threads: 2, memoryBytes: 1e9 }, state: 'ready',
   usage: { cpuCores: 0, hostCpu: 0, rssBytes: 0, threadsReserved: 0, memoryReserved: 0, instances: 0, queued: 0, qps: 0 },
-  startedAt: new Date().toISOString(), heartbeatAt,
+  startedAt: Date.now(), heartbeatAt,
 });
 
 const heardFrom = (view: ClusterView, key: string): Promise<void> => new Promise((resolve) => view.onChange((_b, k) => { if (k === key) resolve(); }));

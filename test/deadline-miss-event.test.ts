@@ -67,7 +67,7 @@ t.test('an instance that missed deadlines in a window gets one event for it; a c
     worker: { id: 'w1', hardwareClass: 'cpu-test', pricePerHour: 1, threads: 2, memoryBytes: 1 },
     registry, stores: {} as Stores, log: silentLogger, thresholds: defaultThresholds,
     event: (type: WorkerEventType, message: string, fields: Partial<WorkerEvent> = {}) => {
-      events.push(validate(WorkerEventSchema, { type, worker: 'w1', at: new Date().toISOString(), message, ...fields }, 'event'));
+      events.push(validate(WorkerEventSchema, { type, worker: 'w1', at: Date.now(), message, ...fields }, 'event'));
     },
   });
   heartbeat.sample(); // a first window, before any query

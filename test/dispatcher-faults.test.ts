@@ -22,12 +22,12 @@ async function fakeWorker(stores: Stores, id: string, variant: string): Promise<
   const w: WorkerRecord = {
     id, host: 'nowhere', pid: 1, hardwareClass: 'cpu-test', pricePerHour: 0.001, capacity: { threads: 8, memoryBytes: 8e9 }, state: 'ready',
     usage: { cpuCores: 0, hostCpu: 0, rssBytes: 0, threadsReserved: 1, memoryReserved: 0, instances: 1, queued: 0, qps: 0 },
-    startedAt: new Date(now).toISOString(), heartbeatAt: now,
+    startedAt: now, heartbeatAt: now,
   };
   const i: InstanceRecord = {
     id: 'i1', worker: id, variant, model: variant.split('.')[0], hardwareClass: 'cpu-test', state: 'active', threads: 1, maxBatch: 8, memoryBytes: 1e6,
     queueLength: 0, inFlight: 0, arrivalRate: 0, serviceRate: 0, deadlineMisses: 0, meanBatch: 0, latency: [], capacityQps: 1000,
-    createdAt: new Date(now).toISOString(), updatedAt: now,
+    createdAt: now, updatedAt: now,
   };
   await stores.workers.put(keys.worker(id), encodeJson(w));
   await stores.instances.put(keys.instance(id, 'i1'), encodeJson(i));

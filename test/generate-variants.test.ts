@@ -25,7 +25,7 @@ t.test('generation makes fp32, dynamic and static int8 or says why not', async (
   // status 'generating': the profiler's watch profiles only 'profiling' and 'registered' models.
   const register = async (name: string, bytes: Uint8Array, withValidation: boolean, inputs = zooInputs, outputs = zooOutputs) => {
     await putObject(stores.repository, `models/${name}`, bytes);
-    const now = new Date().toISOString();
+    const now = Date.now();
     const record: ModelRecord = {
       name, task: 'digit-classification', dataset: 'mnist', framework: 'onnx', inputs, outputs, submitter: 'test',
       status: 'generating', object: `models/${name}`, sizeBytes: bytes.byteLength, variants: [], registrar: 'test', createdAt: now, updatedAt: now,

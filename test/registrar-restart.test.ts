@@ -28,10 +28,10 @@ t.test('restarts and late joiners', async (parent) => {
     // Past validation (the full record), half-way through generating variants.
     await sys.stores.models.put('ghost', encodeJson({
       name: 'ghost', task: 'digit-classification', dataset: 'mnist', framework: 'onnx', inputs: [], outputs: [], submitter: 'test',
-      status: 'generating', object: 'models/ghost/model.onnx', sizeBytes: 3, variants: [], registrar: 'dead-registrar', createdAt: '', updatedAt: '',
+      status: 'generating', object: 'models/ghost/model.onnx', sizeBytes: 3, variants: [], registrar: 'dead-registrar', createdAt: Date.now(), updatedAt: Date.now(),
     }));
-    // A claim (validation under way) left by another dead registrar.
-    await sys.stores.models.put('ghost2', encodeJson({ name: 'ghost2', status: 'validating', registrar: 'dead-registrar', createdAt: '', updatedAt: '' }));
+    // A claim (validation under way) left by another dead registrar, written before timestamps were epoch ms.
+    await sys.stores.models.put('ghost2', encodeJson({ name: 'ghost2', status: 'validating', registrar: 'dead-registrar', createdAt: '2026-11-01T10:00:00.000Z', updatedAt: '2026-11-01T10:00:00.000Z' }));
     await putObject(sys.stores.repository, 'models/ghost/model.onnx', new Uint8Array([1, 2, 3]));
     const r = await startRegistrar({ nc: sys.nc, stores: sys.stores, log: silentLogger });
     t.teardown(() => r.stop());
@@ -45,7 +45,7 @@ t.test('restarts and late joiners', async (parent) => {
     // A profiler of that class died half-way through one variant: its claim says 'running'.
     const abandoned = before.variants[0].id;
     await sys.stores.profiles.put(`${abandoned}.cpu-other`, encodeJson({
-      variant: abandoned, model: 'mlp-small', hardwareClass: 'cpu-other', status: 'running', worker: 'dead-worker', startedAt: new Date().toISOString(),
+      variant: abandoned, model: 'mlp-small', hardwareClass: 'cpu-other', status: 'running', worker: 'dead-worker', startedAt: Date.now(),
     }));
     const watch = await sys.stores.profiles.watch({ key: 'mlp-small.>' });
     const other = await startProfiler({

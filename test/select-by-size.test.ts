@@ -92,7 +92,7 @@ t.test('candidateProfiles carries a profile sizes, each curve cut at the max bat
   const variant = { id: 'a.fp32', model: 'a', precision: 'fp32', maxBatch: 2, intraOpThreads: 1, sizeBytes: 10 } as VariantRecord;
   const point = (batch: number, p50Ms: number) => ({ batch, p50Ms, p99Ms: p50Ms, meanMs: p50Ms, runs: 5 });
   const record = {
-    variant: 'a.fp32', model: 'a', hardwareClass: 'cpu', status: 'done', worker: 'w', loadMs: 3, startedAt: '', latency: [point(1, 120), point(4, 360)],
+    variant: 'a.fp32', model: 'a', hardwareClass: 'cpu', status: 'done', worker: 'w', loadMs: 3, startedAt: 0, latency: [point(1, 120), point(4, 360)],
     sizes: [
       { shape: { x: [1, 3, 640, 640] }, elements: LARGE, latency: [point(4, 360), point(1, 120)] },
       { shape: { x: [1, 3, 256, 256] }, elements: SMALL, latency: [point(1, 10), point(4, 30)] },

@@ -368,7 +368,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       cluster.markDown(workerId);
       builder.invalidate();
       log.warn({ worker: workerId, why }, 'worker lost: no more queries go to it until it heartbeats again');
-      nc.publish(subjects.events.dispatcher, encodeJson({ type: 'worker-lost', at: new Date().toISOString(), controller: config.controllerId, worker: workerId, why }));
+      nc.publish(subjects.events.dispatcher, encodeJson({ type: 'worker-lost', at: Date.now(), controller: config.controllerId, worker: workerId, why }));
     }
     for (const [key, f] of inFlight) {
       if (f.workerId !== workerId) continue;
@@ -457,7 +457,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
   const report = setInterval(() => {
     if (unplaced.size === 0 || nc.isClosed()) return;
     nc.publish(subjects.events.dispatcher, encodeJson({
-      type: 'unplaced', at: new Date().toISOString(), controller: config.controllerId, byClass: Object.fromEntries(unplaced),
+      type: 'unplaced', at: Date.now(), controller: config.controllerId, byClass: Object.fromEntries(unplaced),
     }));
     unplaced.clear();
   }, 1000);
@@ -465,7 +465,7 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
 
   const audit = (q: Query, request: SelectionRequest, sel: Selection): void => {
     nc.publish(subjects.events.dispatcher, encodeJson({
-      type: 'selection', at: new Date().toISOString(), controller: config.controllerId, query: q.id,
+      type: 'selection', at: Date.now(), controller: config.controllerId, query: q.id,
       request, selection: sel, sampledOneIn: options.auditEvery,
     }));
   };

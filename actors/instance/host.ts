@@ -27,7 +27,7 @@ export interface InstanceDeps {
 
 export class VariantInstance {
   readonly spec: InstanceSpec;
-  readonly createdAt = new Date().toISOString();
+  readonly createdAt = Date.now();
   readonly latencyMs: (batch: number) => number;
   /** Latency by rows for queries of an input size (latency.ts); latencyMs's curve when the profile has no sizes. */
   private readonly latencyAt: (elements?: number) => (batch: number) => number;

@@ -31,7 +31,7 @@ export interface ProfilerDeps {
   measure: MeasureOptions;
 }
 
-const now = () => new Date().toISOString();
+const now = () => Date.now();
 
 async function loadModel(deps: ProfilerDeps, name: string): Promise<ModelRecord> {
   const m = await kvGet<ModelRecord>(deps.stores.models, keys.model(name));

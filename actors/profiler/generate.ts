@@ -22,7 +22,7 @@ export interface GeneratedVariants {
 export const CALIBRATION_SAMPLES = 32;
 const CALIBRATION_MAX_BYTES = 64 * 1024 * 1024;
 
-const now = () => new Date().toISOString();
+const now = () => Date.now();
 
 /**
  * Single-sample calibration feeds from a model's validation set (at most CALIBRATION_SAMPLES, and

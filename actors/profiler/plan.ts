@@ -53,7 +53,7 @@ export function allowedBatches(model: Pick<ModelRecord, 'inputs'> & Partial<Pick
   return [...new Set(wanted)].filter((b) => b >= 1).sort((a, b) => a - b);
 }
 
-export function planVariants(model: Pick<ModelRecord, 'name' | 'task' | 'inputs'> & Partial<Pick<ModelRecord, 'outputs' | 'batched'>>, options: GeneratorOptions, files: Partial<Record<Precision, VariantFile>>, createdAt: string): VariantRecord[] {
+export function planVariants(model: Pick<ModelRecord, 'name' | 'task' | 'inputs'> & Partial<Pick<ModelRecord, 'outputs' | 'batched'>>, options: GeneratorOptions, files: Partial<Record<Precision, VariantFile>>, createdAt: number): VariantRecord[] {
   const out: VariantRecord[] = [];
   for (const precision of options.precisions) {
     const file = files[precision];

@@ -43,7 +43,7 @@ export interface RegistrarDeps {
   options: RegistrarOptions;
 }
 
-const now = () => new Date().toISOString();
+const now = () => Date.now();
 
 function bad(message: string, details?: Record<string, unknown>): InfaasError {
   return new InfaasError(ErrorCode.BadRequest, message, details);

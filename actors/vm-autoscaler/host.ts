@@ -89,7 +89,7 @@ export async function startVmAutoscaler(config: VmAutoscalerConfig): Promise<VmA
   ];
 
   const event = (message: string, fields: Record<string, unknown>): void => {
-    if (!nc.isClosed()) nc.publish(subjects.events.cluster, encodeJson({ type: 'vm-autoscaler.decision', at: new Date().toISOString(), controller: config.controllerId, message, ...fields }));
+    if (!nc.isClosed()) nc.publish(subjects.events.cluster, encodeJson({ type: 'vm-autoscaler.decision', at: Date.now(), controller: config.controllerId, message, ...fields }));
   };
 
   const carryOut = async (a: ClusterScalingAction): Promise<void> => {

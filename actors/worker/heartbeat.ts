@@ -20,7 +20,7 @@ export interface HeartbeatDeps {
 export class Heartbeat {
   private readonly cpu = new CpuSampler();
   private readonly sampler: InstanceSampler;
-  private readonly startedAt = new Date().toISOString();
+  private readonly startedAt = Date.now();
   private usage: WorkerRecord['usage'] = { cpuCores: 0, hostCpu: 0, rssBytes: process.memoryUsage().rss, threadsReserved: 0, memoryReserved: 0, instances: 0, queued: 0, qps: 0 };
 
   constructor(private readonly d: HeartbeatDeps) {

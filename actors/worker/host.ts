@@ -102,7 +102,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
 
   const event = (type: WorkerEventType, message: string, fields: Partial<WorkerEvent> = {}): void => {
     if (nc.isClosed() || nc.isDraining()) return;
-    const e: WorkerEvent = { type, worker: id, at: new Date().toISOString(), message, ...fields };
+    const e: WorkerEvent = { type, worker: id, at: Date.now(), message, ...fields };
     nc.publish(subjects.events.worker(id), encodeJson(e));
   };
 

@@ -8,6 +8,6 @@ export type EventFields = Omit<RegistryEvent, 'type' | 'model' | 'at' | 'message
 
 export function publishRegistryEvent(nc: NatsConnection, type: RegistryEventType, model: string, message: string, fields: EventFields = {}): void {
   if (nc.isClosed()) return;
-  const event: RegistryEvent = { type, model, at: new Date().toISOString(), message, ...fields };
+  const event: RegistryEvent = { type, model, at: Date.now(), message, ...fields };
   nc.publish(subjects.events.model(model), encodeJson(event));
 }

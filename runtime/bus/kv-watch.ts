@@ -38,6 +38,7 @@ export async function watchInto<T>(kv: KV, name: string, map: Map<string, T>, lo
       return;
     }
     if (value !== undefined && options.schema) {
+      upgradeTimestamps(value);
       try {
         validate(options.schema, value, `${name} record ${e.key}`);
       } catch (err) {
@@ -108,4 +109,21 @@ export function followStatus(nc: NatsConnection, listener: (type: string) => voi
   })().catch(() => undefined);
   // nats.js returns a QueuedIterator (it has stop()), typed only as an AsyncIterable.
   return () => (status as unknown as { stop?: () => void }).stop?.();
+}
+
+const TIMESTAMP_KEYS = ['createdAt', 'updatedAt', 'startedAt', 'finishedAt', 'at'] as const;
+
+/**
+ * Records written before timestamps were epoch milliseconds carry ISO strings: read as epoch ms,
+ * so a system upgraded over an existing data directory keeps its models, variants and profiles.
+ */
+export function upgradeTimestamps(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  const r = value as Record<string, unknown>;
+  for (const k of TIMESTAMP_KEYS) {
+    const v = r[k];
+    if (typeof v !== 'string') continue;
+    const ms = Date.parse(v);
+    if (Number.isFinite(ms)) r[k] = ms;
+  }
 }

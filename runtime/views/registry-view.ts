@@ -15,7 +15,7 @@ type Listener = (bucket: 'models' | 'variants' | 'profiles', key: string) => voi
 
 /** A registration's claim on a name (actors/registrar/effects.ts) until validation writes the full record. */
 const ModelClaim = Type.Object({
-  name: Type.String(), status: Type.Literal('validating'), registrar: Type.String(), createdAt: Type.String(), updatedAt: Type.String(),
+  name: Type.String(), status: Type.Literal('validating'), registrar: Type.String(), createdAt: Type.Number(), updatedAt: Type.Number(),
 }, { additionalProperties: false });
 const ModelEntry = Type.Union([ModelRecord, ModelClaim]);
 
