@@ -64,7 +64,9 @@ export class InstanceSampler {
       if (inst.spec.profile && inst.serving) {
         const sample: InstanceSample = {
           arrivalRate, capacity: inst.capacityQps, queueLength: w.queueLength, queueGrowth: w.queueLength - prevQueue,
-          queries: w.completions + w.deadlineMisses, deadlineMisses: w.deadlineMisses,
+          // Every query answered in the window: computed, expired or shed (completions, which count the
+          // misses answered without computing too) and refused at admission (refusals).
+          queries: w.completions + w.refusals, deadlineMisses: w.deadlineMisses,
           latency: latency.map((l) => ({ batch: l.batch, observedMs: l.observedMs, profiledMs: l.profiledMs })),
         };
         const c = classifyInstance(this.classifiers.get(id) ?? initialClassifierState, sample, this.thresholds);
