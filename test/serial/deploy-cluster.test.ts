@@ -86,9 +86,14 @@ t.test('a 3-node cluster keeps serving and keeps its models when one NATS node i
 
   const { images } = loadSplit('validation', 1);
   const qc = new QueryClient(nc);
-  /** One query, retried (reconnects, leader elections) for up to 15 s; which worker answered, or undefined. */
+  /**
+   * One query, retried (reconnects, leader elections) for up to 30 s; which worker answered, or
+   * undefined. 30 s, not 15: in about 1 run in 7 here no worker looked live to the dispatcher for
+   * ~22 s after the kill (heartbeats stopped reaching the controller while JetStream moved the
+   * buckets' leaders), and every query of that batch got NO_WORKER until then.
+   */
   const ask = async (): Promise<{ worker?: string; retries: number; error?: string }> => {
-    const until = Date.now() + 15_000;
+    const until = Date.now() + 30_000;
     for (let retries = 0; ; retries++) {
       try {
         const r = await qc.query({ task: ZOO_TASK, inputs: { image: arrayToTensor('float32', [1, 1, 28, 28], images) }, slo: { latencyMs: 500 } }, { timeoutMs: 2000 });
@@ -107,9 +112,9 @@ t.test('a 3-node cluster keeps serving and keeps its models when one NATS node i
   t.equal(kill.code, 0, 'nats-h2 killed');
   const killedAt = Date.now();
   // Batches of 4 for at least 10 s and 20 queries: a batch waits out the reconnection (each query
-  // retries for up to 15 s), so the first answer after the kill says how long serving paused.
+  // retries for up to 30 s), so the first answer after the kill says how long serving paused.
   const after: { worker?: string; retries: number; error?: string; at: number }[] = [];
-  while ((Date.now() - killedAt < 10_000 || after.length < 20) && Date.now() - killedAt < 45_000) {
+  while ((Date.now() - killedAt < 10_000 || after.length < 20) && Date.now() - killedAt < 60_000) {
     after.push(...await Promise.all(Array.from({ length: 4 }, async () => ({ ...await ask(), at: Date.now() }))));
   }
   const answered = after.filter((a) => a.worker).length;
