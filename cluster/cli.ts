@@ -477,7 +477,9 @@ addDeployCommand(program, print, env.dataDir, { id: env.workerId, hardwareClass:
 export async function main(argv = process.argv): Promise<void> {
   try {
     await program.parseAsync(argv);
-  } catch (err) {
+  } catch (thrown) {
+    // A refusal by the server reads as what was refused and why (runtime/bus/auth.ts).
+    const err = (await import('../runtime/bus/auth.js')).permissionDenied(thrown) ?? thrown;
     if (err instanceof InfaasError) process.stderr.write(`error ${err.code}: ${err.message}\n`);
     else process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;

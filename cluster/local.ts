@@ -84,15 +84,36 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
   });
   const url = o.natsUrl ?? server!.url;
-  const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who });
-  const stores = await openStores(nc, { replicas: o.replicas ?? readEnv().replicas ?? 1 });
-  const registrar = o.controller ? await (await import('../actors/registrar/index.js')).startRegistrar({ nc, stores, log: o.log }) : undefined;
-  const dispatcher = o.controller ? await (await import('../actors/dispatcher/index.js')).startDispatcher({ nc, stores, log: o.log, controllerId: registrar!.id, ...(o.policy ? { policy: o.policy } : {}) }) : undefined;
-  const admin = o.controller ? await (await import('../actors/admin/index.js')).startAdmin({ nc, stores, log: o.log, registrar }) : undefined;
-  const profiler = o.worker ? await (await import('../actors/profiler/index.js')).startProfiler({ nc, stores, log: o.log, ...o.profiler }) : undefined;
-  const worker = profiler ? await (await import('../actors/worker/index.js')).startWorker({
-    nc, stores, log: o.log, ...o.serving, workerId: profiler.workerId, hardwareClass: profiler.hardwareClass, threads: o.profiler?.threads,
-  }) : undefined;
+  // A part that fails to start takes down what started before it (the connection and the embedded
+  // server included), so a failed start leaves nothing running to keep the process alive.
+  const started: { stop(): Promise<unknown> | unknown }[] = [];
+  const undo = async (err: unknown): Promise<never> => {
+    for (const part of started.reverse()) await Promise.resolve(part.stop()).catch(() => {});
+    await server?.stop();
+    throw err;
+  };
+  const nc = await connectBus({ servers: url, name: o.name ?? 'infaas', log: o.log, extra: access.options, who: access.who }).catch(undo);
+  started.push({ stop: () => closeBus(nc, 1000) });
+  const stores = await openStores(nc, { replicas: o.replicas ?? readEnv().replicas ?? 1 }).catch(undo);
+  const start = async <T extends { stop(): Promise<unknown> | unknown }>(make: () => Promise<T>): Promise<T> => {
+    const part = await make();
+    started.push(part);
+    return part;
+  };
+  let registrar: Stack['registrar'], dispatcher: Stack['dispatcher'], admin: Stack['admin'], profiler: Stack['profiler'], worker: Stack['worker'];
+  try {
+    registrar = o.controller ? await start(async () => (await import('../actors/registrar/index.js')).startRegistrar({ nc, stores, log: o.log })) : undefined;
+    const controllerId = registrar?.id;
+    dispatcher = o.controller ? await start(async () => (await import('../actors/dispatcher/index.js')).startDispatcher({ nc, stores, log: o.log, controllerId: controllerId!, ...(o.policy ? { policy: o.policy } : {}) })) : undefined;
+    admin = o.controller ? await start(async () => (await import('../actors/admin/index.js')).startAdmin({ nc, stores, log: o.log, registrar })) : undefined;
+    profiler = o.worker ? await start(async () => (await import('../actors/profiler/index.js')).startProfiler({ nc, stores, log: o.log, ...o.profiler })) : undefined;
+    const p = profiler;
+    worker = p ? await start(async () => (await import('../actors/worker/index.js')).startWorker({
+      nc, stores, log: o.log, ...o.serving, workerId: p.workerId, hardwareClass: p.hardwareClass, threads: o.profiler?.threads,
+    })) : undefined;
+  } catch (err) {
+    await undo(err);
+  }
   if (dispatcher && worker) dispatcher.attachLocal(worker.id, worker.accept);
   let stopping: Promise<void> | undefined;
   return {

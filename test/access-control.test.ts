@@ -239,6 +239,12 @@ t.test('the embedded default (infaas up) turns access control on and every later
   t.match(refused.stderr, /refused a connection without credentials/, 'without them, it says what to do');
   const flags = await cli(['credentials', 'client', '--nats-flags'], dataDir);
   t.match(flags.stdout, /^--user client --password \S+ --inbox-prefix _INBOX\.client\n$/, 'flags for the nats CLI');
+
+  // A worker that cannot start (here: a client's credentials) says why and exits: what it had
+  // opened (its connection) is closed, so nothing keeps the process alive.
+  const worker = await cli(['worker', '-s', stack.url, '--credentials', credentialFile(dataDir, 'client')], dataDir);
+  t.equal(worker.code, 1, 'a worker that fails to start exits with 1');
+  t.match(worker.stderr, /error PERMISSION_DENIED: permission denied: this NATS user may not publish to "\$JS\.API\.INFO"/, `and says why: ${worker.stderr.trim().split('\n').slice(-1)[0]}`);
 });
 
 const noOpenssl = spawnSync('openssl', ['version']).status !== 0;

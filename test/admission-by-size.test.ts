@@ -117,3 +117,23 @@ t.test("the monitor's window compares each run with the prediction at its own si
   t.equal(inst.latencyMs(1), 60, 'the reference curve is the largest size');
   await inst.drain();
 });
+
+t.test('capacity is judged at the input size the instance was sent, not the largest profiled', async (t) => {
+  const { inst } = await instance(sized);
+  // Before any traffic: the largest size's curve (4 rows in 200 ms plus overhead: under 20 rows/s).
+  const before = inst.capacityQps;
+  t.ok(before > 0 && before < 21, `largest size: ${before.toFixed(1)} rows/s`);
+  for (let i = 0; i < 4; i++) {
+    const q = query(8, 1000);
+    inst.enqueue(q.q);
+    await q.outcome;
+  }
+  inst.takeWindow();
+  t.equal(inst.servedElements, SMALL, 'the window saw 8x8 inputs only');
+  const after = inst.capacityQps;
+  t.ok(after > 10 * before, `at 8x8 (4 rows in 12 ms): ${after.toFixed(1)} rows/s`);
+  // A window without arrivals keeps the size last seen.
+  inst.takeWindow();
+  t.equal(inst.servedElements, SMALL);
+  await inst.drain();
+});

@@ -102,9 +102,9 @@ t.test('infaas query with your own inputs, against a running system', async (t) 
     const now = await infaas(['query', '--model', 'cli-a', '--latency', '20', '--wait', '0', '-s', sys.url]);
     t.equal(now.code, 1);
     t.match(now.stderr, /error INSTANCE_LOADING: .*retry in ~\d+ ms/, 'the load does not fit 20 ms: told to come back');
-    // 100 ms: still short of a load (the profile's load time plus a session start of 200 ms), and
+    // 150 ms: still short of a load (the profile's load time plus a session start of 200 ms), and
     // room for the answer once loaded on a busy machine (20 ms was missed under load in CI).
-    const later = await infaas(['query', '--model', 'cli-b', '--latency', '100', '-s', sys.url]);
+    const later = await infaas(['query', '--model', 'cli-b', '--latency', '150', '-s', sys.url]);
     t.equal(later.code, 0, later.stderr);
     t.match(later.stderr, /INSTANCE_LOADING: retrying in \d+ ms/, 'said on stderr');
     t.match(later.stdout, /cli-b\s+\S+\s+worker-\S+\s+cpu-test/, 'then served');

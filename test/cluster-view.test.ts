@@ -113,3 +113,41 @@ async function waitFor(ok: () => boolean, ms: number): Promise<boolean> {
   }
   return ok();
 }
+
+t.test('a silent feed is not taken for dead workers: two or more quiet at once are kept for a while', async (t) => {
+  const { feedSilenceGrace } = await import('../runtime/views/cluster-view.js');
+  const last = 100_000;
+  // Two workers heard just before the feed stopped: the silence does not count, up to the grace.
+  t.equal(feedSilenceGrace([last - 500, last], last, last + 12_000, 5000, 30_000), 12_000);
+  t.equal(feedSilenceGrace([last - 500, last], last, last + 45_000, 5000, 30_000), 30_000, 'capped at the grace');
+  // One worker alone: its silence may be its death, so it counts.
+  t.equal(feedSilenceGrace([last], last, last + 12_000, 5000, 30_000), 0);
+  // A worker already stale when the feed stopped does not make the silence a feed's.
+  t.equal(feedSilenceGrace([last - 9000, last], last, last + 12_000, 5000, 30_000), 0);
+
+  const { view, stores } = await startView(t);
+  for (const id of ['w1', 'w2']) {
+    const heard = heardFrom(view, id);
+    await stores.workers.put(id, encodeJson(worker(id)));
+    await heard;
+  }
+  const now = Date.now();
+  t.same(view.liveWorkers(now + 12_000).map((w) => w.id).sort(), ['w1', 'w2'], 'both kept while nothing at all arrives');
+  t.same(view.liveWorkers(now + 40_000).map((w) => w.id), [], 'gone once the silence outlasts the grace');
+  view.markDown('w1', now + 1);
+  t.same(view.liveWorkers(now + 12_000).map((w) => w.id), ['w2'], 'a worker found dead is out even so');
+  // While the feed flows, a worker that stays quiet ages as usual (a view with staleMs 300).
+  const quick = new ClusterView(silentLogger, 300);
+  await quick.start(stores);
+  t.teardown(() => quick.stop());
+  const w3 = heardFrom(quick, 'w3');
+  await stores.workers.put('w3', encodeJson(worker('w3')));
+  await w3;
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const again = heardFrom(quick, 'w3');
+    await stores.workers.put('w3', encodeJson(worker('w3')));
+    await again;
+  }
+  t.same(quick.liveWorkers().map((w) => w.id), ['w3'], 'w1 and w2 are stale while w3 keeps writing');
+});

@@ -76,11 +76,16 @@ t.test('model-less, model and variant queries are answered by the right variant,
     const loading = await rejectsWith(t, qc.query(q), 'INSTANCE_LOADING', 'not running, and loading takes longer than 20 ms');
     t.ok(Number(loading?.details?.readyInMs) > 20, `retry in ~${loading?.details?.readyInMs} ms`);
     t.equal(loading?.retryable, true, 'retryable');
+    // Until the load ends: INSTANCE_LOADING. On a machine busy with other tests a 20 ms objective
+    // can also be missed once warm (DEADLINE_EXCEEDED, NO_CAPACITY); nothing else may come back.
     let answer: QueryResult | undefined;
+    const codes = new Map<string, number>();
     for (let i = 0; i < 50 && !answer; i++) {
       await new Promise((r) => setTimeout(r, 200));
-      answer = await qc.query(q).catch((err: InfaasError) => { t.equal(err.code, 'INSTANCE_LOADING', 'still loading'); return undefined; });
+      answer = await qc.query(q).catch((err: InfaasError) => { codes.set(err.code, (codes.get(err.code) ?? 0) + 1); return undefined; });
     }
+    t.comment(`before the answer: ${[...codes].map(([c, n]) => `${n} x ${c}`).join(', ') || 'nothing'}`);
+    t.same([...codes.keys()].filter((c) => !['INSTANCE_LOADING', 'DEADLINE_EXCEEDED', 'NO_CAPACITY'].includes(c)), [], 'only loading (or a missed 20 ms) before the answer');
     t.equal(answer?.variant, vid, 'served within 20 ms once warm');
   });
 

@@ -88,3 +88,15 @@ t.test('sampleElements: every input, its batch axis excluded, whatever the rows'
   t.equal(sampleElements(q, rnn), 40 + 256 + 1 + 16);
   t.equal(sampleElements({ y: { shape: [7, 10] } }, []), 10, 'an input without a spec: batched on axis 0');
 });
+
+t.test('roundElements keeps 7 significant bits and never returns 0', async (t) => {
+  const { roundElements } = await import('../actors/instance/latency.js');
+  t.equal(roundElements(192), 192);
+  t.equal(roundElements(3 * 640 * 640), 3 * 640 * 640, 'a power-of-two multiple stays exact');
+  for (const e of [1.4, 77.7, 1000.3, 123_457, 9_999_999]) {
+    const r = roundElements(e);
+    t.ok(Math.abs(r - e) / e <= 0.008 || Math.abs(r - e) <= 0.5, `${e} -> ${r}`);
+  }
+  t.equal(roundElements(0), 1);
+  t.equal(roundElements(Number.NaN), 1);
+});

@@ -257,3 +257,26 @@ t.test('replication only (switches off): overload replicates or mitigates, never
   t.match(many.actions, [{ type: 'remove', instance: 'a' }]);
   t.equal(defaultScalingSettings.switches, true, 'the model-less default switches');
 });
+
+t.test("the runner judges a variant's capacity at the input size its model's instances were sent", async (t) => {
+  const { ScalingRunner } = await import('../actors/worker/scaling.js');
+  const { silentLogger } = await import('../runtime/log.js');
+  // A det-like variant profiled at 8x8 (4 rows in 12 ms) and 32x32 (4 rows in 200 ms).
+  const v = { id: 'det.b4', model: 'det', precision: 'fp32', maxBatch: 4, intraOpThreads: 1, sizeBytes: 1e6 };
+  const profile = {
+    status: 'done', accuracy: 0.9, loadMs: 5, peakMemoryBytes: 2e6,
+    latency: [{ batch: 1, p50Ms: 60 }, { batch: 4, p50Ms: 200 }],
+    sizes: [{ elements: 192, latency: [{ batch: 1, p50Ms: 5 }, { batch: 4, p50Ms: 12 }] }, { elements: 3072, latency: [{ batch: 1, p50Ms: 60 }, { batch: 4, p50Ms: 200 }] }],
+  };
+  const { keys } = await import('../subjects/index.js');
+  const view = { variants: new Map([[v.id, v]]), profiles: new Map([[keys.profile(v.id, 'cpu-test'), profile]]), models: new Map() };
+  const runner = new ScalingRunner({
+    settings: {} as never, threads: 2, memoryBytes: 1e9, hardwareClass: 'cpu-test', view: view as never, log: silentLogger,
+    instances: () => [], startInstance: () => { throw new Error('unused'); }, replaced: () => {}, event: () => {},
+  });
+  const at = (served?: number) => runner.variantsFor(new Set(['det']), served === undefined ? [] : [{ spec: { model: 'det' }, servedElements: served, recentArrivalRate: 10 } as never]).get(v.id)!.capacityQps;
+  const largest = at();
+  t.ok(largest > 0 && largest < 21, `no traffic yet: the largest size, ${largest.toFixed(1)} rows/s`);
+  t.ok(at(192) > 10 * largest, `8x8 traffic: ${at(192).toFixed(1)} rows/s`);
+  t.ok(Math.abs(at(3072) - largest) < 1e-9, '32x32 traffic: the largest size');
+});

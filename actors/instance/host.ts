@@ -8,7 +8,7 @@ import type { Logger } from '../../runtime/log.js';
 import { BATCH_OVERHEAD_MS, admit, aimdInitial, aimdUpdate, capacityQps, decideBatch, drainMs, latencyCurve, type AimdState } from './batching.js';
 import { concatBatch, splitOutputs, zeroInputs } from './inputs.js';
 import { pickBatch } from './batch-key.js';
-import { latencyModel, sampleElements } from './latency.js';
+import { latencyModel, roundElements } from './latency.js';
 import {
   SESSION_START_MS, defaultInstanceOptions,
   type InstanceOptions, type InstanceSession, type InstanceSpec, type InstanceWindow, type Outcome, type QueuedQuery,
@@ -33,10 +33,19 @@ export class VariantInstance {
   private readonly latencyAt: (elements?: number) => (batch: number) => number;
   /** Largest input size queued or running since the instance was last idle: the work ahead is costed at it. */
   private aheadElements?: number;
-  /** Rows per second one replica serves at full batches, with the per-batch overhead measured here (0 without a profile). */
+  /**
+   * Rows per second one replica serves at full batches, with the per-batch overhead measured here
+   * (0 without a profile), at the input size of the traffic it served in the last window (the
+   * profile's largest size before any arrived, or without sizes).
+   */
   get capacityQps(): number {
-    return this.spec.profile ? capacityQps(this.latencyMs, this.spec.maxBatch, this.overheadMs) : 0;
+    return this.spec.profile ? capacityQps(this.latencyAt(this.servedElements), this.spec.maxBatch, this.overheadMs) : 0;
   }
+  /**
+   * Mean input elements per sample of the rows that arrived in the last window with arrivals,
+   * when the profile has sizes (undefined otherwise): the size capacity is judged at.
+   */
+  servedElements?: number;
   loadStartedAt = Date.now();
   loadMs?: number;
   lastArrivalAt = Date.now();
@@ -140,7 +149,7 @@ export class VariantInstance {
   }
 
   private static emptyWindow(): InstanceWindow {
-    return { ms: 0, arrivals: 0, pinnedArrivals: 0, completions: 0, refusals: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), predicted: new Map(), queueLength: 0 };
+    return { ms: 0, arrivals: 0, pinnedArrivals: 0, arrivedElements: 0, completions: 0, refusals: 0, deadlineMisses: 0, batches: 0, rows: 0, latency: new Map(), predicted: new Map(), queueLength: 0 };
   }
 
   get state(): InstanceState {
@@ -202,6 +211,7 @@ export class VariantInstance {
     // Rows, not queries: capacity is rows per second (a query of n rows is n items of a batch).
     this.window.arrivals += q.checked.rows;
     if (q.pinned) this.window.pinnedArrivals += q.checked.rows;
+    this.window.arrivedElements += q.checked.rows * q.checked.elements;
     this.lastArrivalAt = q.receivedAt;
     // Admission: a query that cannot finish in time behind the work already queued is answered
     // now, not held until it expires (under overload that held work crowds out what could be served).
@@ -285,6 +295,8 @@ export class VariantInstance {
     this.windowStart = now;
     this.lastWindowRate = (w.arrivals * 1000) / w.ms;
     this.lastPinnedShare = w.arrivals > 0 ? w.pinnedArrivals / w.arrivals : 0;
+    // Rounded to 1/64 of a power of two, so the latency model's memo of curves by size stays small.
+    if (w.arrivals > 0 && this.spec.profile?.sizes?.length) this.servedElements = roundElements(w.arrivedElements / w.arrivals);
     return w;
   }
 
@@ -481,12 +493,9 @@ export class VariantInstance {
     this.backlogged = this.queue.length > 0;
   }
 
-  /** A query's input elements per sample, when the profile has sizes to predict from (remembered per query). */
+  /** A query's input elements per sample, when the profile has sizes to predict from. */
   private elementsOf(q: QueuedQuery): number | undefined {
-    if (!this.spec.profile?.sizes?.length) return undefined;
-    let e = elementsByQuery.get(q.checked);
-    if (e === undefined) elementsByQuery.set(q.checked, e = sampleElements(q.checked.feeds, this.spec.inputs));
-    return e;
+    return this.spec.profile?.sizes?.length ? q.checked.elements : undefined;
   }
 
   /** Profiled time of the query's own run alone, at its input size (`single`: the profile's, for a query without one). */
@@ -523,9 +532,6 @@ export class VariantInstance {
 
 /** How often the queue is judged again against the observed speed (it costs a pass over the queue). */
 const SHED_EVERY_MS = 5;
-
-/** Input elements per sample of each checked query (latency.ts, sampleElements). */
-const elementsByQuery = new WeakMap<QueuedQuery['checked'], number>();
 
 function deadlineError(q: QueuedQuery, now: number, needMs: number): InfaasError {
   const left = q.deadline - now;

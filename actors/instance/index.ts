@@ -5,7 +5,7 @@ export {
   type AimdSettings, type AimdState, type BatchDecision, type BatchingInput, type BatchingMode,
 } from './batching.js';
 export {
-  latencyModel, predictLatencyMs, sampleElements, sizeBlend, sizedLatencyCurve, stepLatencyMs,
+  latencyModel, predictLatencyMs, roundElements, sampleElements, sizeBlend, sizedLatencyCurve, stepLatencyMs,
   type LatencyPoints, type LatencyProfile, type Shaped, type SizeBlend, type SizedPoints,
 } from './latency.js';
 export { checkInputs, concatBatch, splitOutputs, zeroInputs, type CheckedInputs } from './inputs.js';

@@ -7,6 +7,7 @@ import { ErrorCode, InfaasError } from '../../schemas/errors.js';
 import { batchAxisOf } from '../../runtime/onnx/batch-axes.js';
 import type { Feed } from '../../runtime/onnx/threaded-session.js';
 import { batchKey, sameFeed } from './batch-key.js';
+import { sampleElements } from './latency.js';
 
 export type { Feed };
 
@@ -19,6 +20,8 @@ export interface CheckedInputs {
   axes: Record<string, number | null>;
   /** Queries with different keys never share a run (batch-key.ts). */
   key: string;
+  /** Input elements per sample, the measure profile sizes are keyed by (latency.ts, sampleElements). */
+  elements: number;
 }
 
 const fmt = (shape: readonly (number | null)[]) => `[${shape.map((d) => d ?? '?').join(',')}]`;
@@ -57,7 +60,7 @@ export function checkInputs(inputs: Record<string, Tensor>, spec: TensorSpec[], 
     }
     feeds[s.name] = { dtype: s.dtype, dims: [...t.shape], data: toArray(t, s.name) };
   }
-  const checked = { rows: rows ?? 1, feeds, axes, key: '' };
+  const checked = { rows: rows ?? 1, feeds, axes, key: '', elements: sampleElements(feeds, spec) };
   checked.key = batchKey(checked);
   return checked;
 }

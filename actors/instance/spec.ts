@@ -88,6 +88,8 @@ export interface InstanceWindow {
   arrivals: number;
   /** Of those, rows of queries that named this variant. */
   pinnedArrivals: number;
+  /** Input elements per sample, summed over the rows that arrived (the size mix served; latency.ts). */
+  arrivedElements: number;
   completions: number;
   /** Queries refused at admission (answered at once, not through the queue, so not in `completions`); each is also a deadline miss. */
   refusals: number;

@@ -6,7 +6,7 @@ import type { WorkerEventType, WorkerEvent } from '../../schemas/worker.js';
 import { keys } from '../../subjects/index.js';
 import type { Logger } from '../../runtime/log.js';
 import type { RegistryView } from '../../runtime/views/registry-view.js';
-import { capacityQps, latencyCurve, type VariantInstance } from '../instance/index.js';
+import { capacityQps, latencyModel, roundElements, type VariantInstance } from '../instance/index.js';
 import {
   initialScalingState, planWorkerScaling,
   type ScalingAction, type ScalingSettings, type ScalingState, type ScalingVariant, type WorkerScalingSnapshot,
@@ -30,6 +30,9 @@ export interface ScalingDeps {
   isPinned?: (instanceId: string) => boolean;
 }
 
+const elementsOf = (m: { elements: number; weight: number } | undefined): number | undefined =>
+  m && m.weight > 0 ? roundElements(m.elements / m.weight) : undefined;
+
 /** Event-loop utilisation above which the loop counts as needing a core of its own. */
 const LOOP_BUSY = 0.8;
 
@@ -52,8 +55,21 @@ export class ScalingRunner {
 
   constructor(private readonly deps: ScalingDeps) {}
 
-  /** The variants of every model with an instance here, with this class's finished profiles. */
-  variantsFor(models: Set<string>): Map<string, ScalingVariant> {
+  /**
+   * The variants of every model with an instance here, with this class's finished profiles. A
+   * variant's capacity is judged at the input size its model's instances here were sent (mean input
+   * elements, weighted by arrivals; profiles with sizes only), else at the profile's largest size.
+   */
+  variantsFor(models: Set<string>, instances: readonly VariantInstance[] = []): Map<string, ScalingVariant> {
+    const mix = new Map<string, { elements: number; weight: number }>();
+    for (const i of instances) {
+      if (i.servedElements === undefined) continue;
+      const w = Math.max(i.recentArrivalRate, 1e-6);
+      const m = mix.get(i.spec.model) ?? { elements: 0, weight: 0 };
+      m.elements += i.servedElements * w;
+      m.weight += w;
+      mix.set(i.spec.model, m);
+    }
     const out = new Map<string, ScalingVariant>();
     for (const v of this.deps.view.variants.values()) {
       if (!models.has(v.model)) continue;
@@ -62,7 +78,7 @@ export class ScalingRunner {
       out.set(v.id, {
         id: v.id, model: v.model, precision: v.precision, maxBatch: v.maxBatch, threads: v.intraOpThreads,
         accuracy: p.accuracy ?? 0, loadMs: p.loadMs ?? 0, memoryBytes: p.peakMemoryBytes ?? v.sizeBytes * 2,
-        capacityQps: capacityQps(latencyCurve(p.latency), v.maxBatch),
+        capacityQps: capacityQps(latencyModel({ latency: p.latency, ...(p.sizes ? { sizes: p.sizes } : {}) })(elementsOf(mix.get(v.model))), v.maxBatch),
       });
     }
     return out;
@@ -77,7 +93,7 @@ export class ScalingRunner {
         ...(this.deps.isPinned?.(i.spec.id) ? { pinned: true } : {}),
         queueLength: i.queueLength, idleMs: now - i.lastArrivalAt, threads: i.spec.threads, memoryBytes: i.spec.memoryBytes,
       })),
-      variants: this.variantsFor(new Set(instances.map((i) => i.spec.model))),
+      variants: this.variantsFor(new Set(instances.map((i) => i.spec.model)), instances),
     };
   }
 

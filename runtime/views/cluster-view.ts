@@ -1,5 +1,6 @@
 // An in-memory view of live workers and their instances, fed by KV watches of infaas_workers and
-// infaas_instances (never polled). A record whose heartbeat is older than `staleMs` counts as gone.
+// infaas_instances (never polled). A record whose heartbeat is older than `staleMs` counts as gone,
+// except while the whole feed is silent (see liveWorkers).
 import type { KV } from 'nats';
 import type { TSchema } from '@sinclair/typebox';
 import { InstanceRecord, WorkerRecord } from '../../schemas/worker.js';
@@ -17,8 +18,18 @@ export class ClusterView {
   private readonly downAt = new Map<string, number>();
   private readonly stops: (() => void)[] = [];
   private readonly listeners = new Set<(bucket: 'workers' | 'instances', key: string) => void>();
+  /** When this process last received any worker's record (or loaded the bucket). */
+  private lastArrival = Date.now();
+  private silenceLogged = false;
 
-  constructor(private readonly log: Logger, readonly staleMs = 5000) {}
+  /**
+   * @param staleMs a worker not heard from for this long is gone
+   * @param feedGraceMs how long a silence of the whole feed (two or more workers quiet at once) is
+   *   not counted against them: JetStream moving the bucket's leader after a NATS node dies stops
+   *   every heartbeat for seconds, and no worker died. A dead worker is found meanwhile by its
+   *   missing responders (markDown).
+   */
+  constructor(private readonly log: Logger, readonly staleMs = 5000, readonly feedGraceMs = 30_000) {}
 
   async start(stores: Stores): Promise<void> {
     await Promise.all([
@@ -61,13 +72,19 @@ export class ClusterView {
    * clock (a writer's clock may be skewed; a record loaded at start counts from its heartbeat).
    */
   liveWorkers(now = Date.now()): WorkerRecord[] {
-    const out: WorkerRecord[] = [];
+    const ready: { w: WorkerRecord; heard: number; down: boolean }[] = [];
     for (const [key, w] of this.workers) {
       const heard = this.heardAt.get(key) ?? w.heartbeatAt;
       const down = this.downAt.get(key);
-      if (w.state === 'ready' && now - heard <= this.staleMs && (down === undefined || heard > down)) out.push(w);
+      if (w.state === 'ready') ready.push({ w, heard, down: down !== undefined && heard <= down });
     }
-    return out;
+    const candidates = ready.filter((c) => !c.down);
+    const grace = feedSilenceGrace(ready.map((c) => c.heard), this.lastArrival, now, this.staleMs, this.feedGraceMs);
+    if (grace > this.staleMs && !this.silenceLogged) {
+      this.silenceLogged = true;
+      this.log.warn({ silentMs: now - this.lastArrival }, 'no worker record has arrived for a while from any worker: keeping the last known workers while the feed is silent');
+    }
+    return candidates.filter((c) => now - grace - c.heard <= this.staleMs).map((c) => c.w);
   }
 
   /**
@@ -87,10 +104,26 @@ export class ClusterView {
   private async watch<T>(stores: Stores, kv: KV, name: 'workers' | 'instances', map: Map<string, T>, schema: TSchema): Promise<void> {
     let loaded = false;
     const stop = await watchInto(kv, name, map, this.log, (key) => {
-      if (name === 'workers' && loaded) this.heardAt.set(key, Date.now());
+      if (name === 'workers') {
+        this.lastArrival = Date.now();
+        this.silenceLogged = false;
+        if (loaded) this.heardAt.set(key, Date.now());
+      }
       for (const l of this.listeners) l(name, key);
     }, { schema, nc: stores.nc });
     loaded = true;
     this.stops.push(stop);
   }
+}
+
+/**
+ * How much of the time since the feed's last record is not counted against the workers: all of it
+ * (up to `graceMs`) when two or more workers were live at that moment, since several falling quiet
+ * together says the feed stopped, not the workers; none otherwise (one worker falling quiet is
+ * indistinguishable from its death). In steady traffic the silence is a fraction of a heartbeat.
+ */
+export function feedSilenceGrace(heardAt: readonly number[], lastArrival: number, now: number, staleMs: number, graceMs: number): number {
+  const silent = Math.max(0, now - lastArrival);
+  const liveThen = heardAt.filter((h) => lastArrival - h <= staleMs).length;
+  return liveThen >= 2 ? Math.min(silent, graceMs) : 0;
 }
