@@ -131,9 +131,11 @@ export async function kvModify<T>(kv: KV, key: string, change: (current: T) => T
 }
 
 export async function kvKeys(kv: KV, filter = '>'): Promise<string[]> {
-  const out: string[] = [];
-  for await (const k of await kv.keys(filter)) out.push(k);
-  return out;
+  // Each key once: a key rewritten while the listing runs (a worker's heartbeat) can be delivered
+  // twice, and a bench's fleet reading then counted that worker twice (test/bench-live.test.ts).
+  const out = new Set<string>();
+  for await (const k of await kv.keys(filter)) out.add(k);
+  return [...out];
 }
 
 /** Every current value under a filter, by key (keys whose value is gone are left out). */
