@@ -28,7 +28,11 @@ export function demoScenarios(accuracies: number[]): DemoScenario[] {
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
-/** Runs each scenario with `queries` digits; a variant that is still loading is waited for (at most `patienceMs`). */
+/**
+ * Runs each scenario with `queries` digits; a variant that is still loading is waited for (at most `patienceMs`).
+ * A query answered late or refused for lack of room (DEADLINE_EXCEEDED, NO_CAPACITY) is counted as a miss
+ * and the scenario carries on: on a busy machine one slow answer says little about the selection.
+ */
 export async function runDemo(qc: QueryClient, accuracies: number[], options: { queries?: number; patienceMs?: number } = {}): Promise<string> {
   const queries = options.queries ?? 20;
   const { images, labels } = loadSplit('validation', 400);
@@ -38,6 +42,7 @@ export async function runDemo(qc: QueryClient, accuracies: number[], options: { 
     const chosen = new Map<string, number>();
     let correct = 0;
     let cost = 0;
+    const missed = new Map<string, number>();
     let refusal: InfaasError | undefined;
     const deadline = Date.now() + (options.patienceMs ?? 20_000);
     for (let n = 0; n < queries && !refusal;) {
@@ -60,6 +65,11 @@ export async function runDemo(qc: QueryClient, accuracies: number[], options: { 
           await new Promise((r) => setTimeout(r, Math.min(2000, (e.retryAfterMs ?? 200) + 50)));
           continue;
         }
+        if (e.code === 'DEADLINE_EXCEEDED' || e.code === 'NO_CAPACITY') {
+          missed.set(e.code, (missed.get(e.code) ?? 0) + 1);
+          n++;
+          continue;
+        }
         refusal = e;
       }
     }
@@ -70,9 +80,16 @@ export async function runDemo(qc: QueryClient, accuracies: number[], options: { 
       rows.push([s.name, objective, refusal.code, '-', '-', '-', `${reason}${achievable}`.slice(0, 220)]);
       continue;
     }
+    const misses = [...missed.values()].reduce((a, b) => a + b, 0);
+    const missNote = misses > 0 ? `${misses} of ${queries} missed (${[...missed].map(([c, m]) => `${c} ${m}`).join(', ')})` : '';
+    if (ms.length === 0) {
+      rows.push([s.name, objective, 'no answers', '-', '-', '-', missNote]);
+      continue;
+    }
     const [variant] = [...chosen.entries()].sort((a, b) => b[1] - a[1])[0];
+    const also = chosen.size > 1 ? `also ${[...chosen.keys()].filter((v) => v !== variant).join(', ')}` : '';
     rows.push([s.name, objective, variant, `${fmtMs(pct(ms, 0.5))}/${fmtMs(pct(ms, 0.99))}`, `${correct}/${ms.length}`, `$${(cost / ms.length).toExponential(2)}`,
-      chosen.size > 1 ? `also ${[...chosen.keys()].filter((v) => v !== variant).join(', ')}` : '']);
+      [also, missNote].filter(Boolean).join('; ')]);
   }
   return formatTable(['scenario', 'objective', 'chosen variant', 'p50/p99 ms', 'correct', 'cost/query', 'note'], rows);
 }

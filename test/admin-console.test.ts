@@ -3,6 +3,7 @@
 // dispatcher and VM-autoscaler. Pauses stop decisions, pins keep idle instances, settings reach the actors.
 import { appendFileSync } from 'node:fs';
 import t from 'tap';
+import { pino } from 'pino';
 import type { NatsConnection } from 'nats';
 import { startAdmin } from '../actors/admin/index.js';
 import { startDispatcher } from '../actors/dispatcher/index.js';
@@ -54,8 +55,11 @@ t.test('the console answers readable JSON and steers the actors', async (t) => {
   t.teardown(() => admin.stop());
   const started: string[] = [];
   const provisioner = { start: async (c: string) => { started.push(c); return `w-new-${started.length}`; }, stop: async () => {}, managed: () => [] };
+  // What the VM-autoscaler says: a pause reaches it by a KV watch, and its log is where it tells it has seen one.
+  const vmSaid: string[] = [];
+  const vmLog = pino({ level: 'info' }, { write: (line: string) => { vmSaid.push(String(JSON.parse(line).msg)); } });
   const vm = await startVmAutoscaler({
-    nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'c1', provisioner, classes: ['cpu-test'], windowMs: 200,
+    nc: sys.nc, stores: sys.stores, log: vmLog, controllerId: 'c1', provisioner, classes: ['cpu-test'], windowMs: 200,
     settings: { minWorkers: 1, maxWorkers: 4, cooldownMs: 0 },
   });
   t.teardown(() => vm.stop());
@@ -130,6 +134,8 @@ t.test('the console answers readable JSON and steers the actors', async (t) => {
   t.test('pause stops the VM-autoscaler deciding; resume restarts it', async (t) => {
     await until('the vm-autoscaler leads', () => vm.leading || undefined);
     t.same((await req(sys.nc, subjects.admin.pause, '{"autoscaler":"vm-autoscaler"}')).json, { autoscaler: 'vm-autoscaler', paused: true });
+    // The windows below test a pause the autoscaler has seen, not the watch's delivery time.
+    await until('the vm-autoscaler has seen the pause', () => vmSaid.some((m) => m.includes('paused from the console')) || undefined);
     const mitigation = () => sys.nc.publish(subjects.events.worker(worker.id), new TextEncoder().encode(JSON.stringify({
       type: 'mitigation.requested', worker: worker.id, at: Date.now(), message: 'test: needs capacity elsewhere',
     })));

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import type { Stores } from '../runtime/bus/store.js';
 import { ClusterView } from '../runtime/views/cluster-view.js';
 import { encodeJson } from '../runtime/bus/codec.js';
+import { followStatus } from '../runtime/bus/kv-watch.js';
 import { silentLogger } from '../runtime/log.js';
 import type { WorkerRecord } from '../schemas/worker.js';
 import { RestartableNats } from '../bench/fault-kit.js';
@@ -89,10 +90,14 @@ t.test('across a server restart the view keeps its workers and resumes its watch
   const heard = heardFrom(view, 'w1');
   await stores.workers.put('w1', encodeJson(worker('w1')));
   await heard;
+  // Followed before the outage, so the reconnect that ends it cannot be missed (nc.info stays set from the first connection).
+  const reconnected = new Promise<void>((resolve) => {
+    const stop = followStatus(stores.nc, (type) => { if (type === 'reconnect') { stop(); resolve(); } });
+  });
   await nats.stop();
   await new Promise((r) => setTimeout(r, 6000));
   await nats.start();
-  await new Promise<void>((resolve) => { const i = setInterval(() => { if (!stores.nc.isClosed() && stores.nc.info) { clearInterval(i); resolve(); } }, 50); });
+  await reconnected;
   // The outage does not count against the heartbeat: the last known worker is still live.
   const stillLive = await waitFor(() => view.liveWorkers().some((w) => w.id === 'w1'), 3000);
   t.ok(stillLive, 'the worker heard before the outage is still live after it');

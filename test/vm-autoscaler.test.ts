@@ -78,19 +78,23 @@ t.test('queries with no room start a local worker; an idle one is drained away',
   };
   // The second variant finds no room: NO_CAPACITY (retryable) until the autoscaler's new worker has joined.
   let served: string | undefined;
-  let refusals = 0;
+  // Codes of the failed tries, checked after the loop: under load a try can also come back late
+  // or find the new worker's instance still loading.
+  const refusals = new Map<string, number>();
   await until('the second variant to be served by a new worker', 60_000, async () => {
     try {
       // No client-side retries: this test counts the refusals.
       served = (await qc.query({ variant: v2.id, inputs: { image }, slo: { latencyMs: 5000 } }, { retry: false })).worker;
       return true;
     } catch (err) {
-      t.equal((err as InfaasError).code, 'NO_CAPACITY', 'refused for lack of room, not lost');
-      refusals++;
+      const code = String((err as InfaasError).code);
+      refusals.set(code, (refusals.get(code) ?? 0) + 1);
       return false;
     }
   });
-  t.ok(refusals > 0, `${refusals} refusals before the new worker`);
+  const codes = Object.fromEntries(refusals);
+  t.ok([...refusals.keys()].every((c) => ['NO_CAPACITY', 'INSTANCE_LOADING', 'DEADLINE_EXCEEDED'].includes(c)), `refused or delayed, not lost: ${JSON.stringify(codes)}`);
+  t.ok((refusals.get('NO_CAPACITY') ?? 0) > 0, `refused for lack of room before the new worker: ${JSON.stringify(codes)}`);
   t.not(served, fixed.id, `served by the new worker ${served}`);
   t.ok(provisioner.managed().includes(served!), 'one the provisioner started');
   // Usually "N queries could not be placed"; the test process (which hosts the fixed worker) may
