@@ -85,13 +85,16 @@ export function natsClusterConfig(spec: NatsClusterSpec): NatsNodeConfig[] {
       `http: ${q(`${n.address}:${monitor}`)}`,
       `max_payload: ${maxPayload}`,
       `jetstream {\n  store_dir: ${q(n.storeDir)}\n}`,
-      'cluster {',
-      `  name: ${q(spec.cluster)}`,
-      `  listen: ${q(`${n.address}:${n.clusterPort ?? NATS_DEFAULT_PORTS.cluster}`)}`,
-      ...(spec.routeAuth ? [`  authorization {\n    user: ${q(spec.routeAuth.user)}\n    password: ${q(spec.routeAuth.password)}\n  }`] : []),
-      // Every other node: a restarted node finds the cluster through any one that is up.
-      `  routes: [${spec.nodes.filter((o) => o !== n).map((o) => q(route(o))).join(', ')}]`,
-      '}',
+      // One node runs standalone: nats-server refuses clustered JetStream without routes.
+      ...(spec.nodes.length === 1 ? [] : [
+        'cluster {',
+        `  name: ${q(spec.cluster)}`,
+        `  listen: ${q(`${n.address}:${n.clusterPort ?? NATS_DEFAULT_PORTS.cluster}`)}`,
+        ...(spec.routeAuth ? [`  authorization {\n    user: ${q(spec.routeAuth.user)}\n    password: ${q(spec.routeAuth.password)}\n  }`] : []),
+        // Every other node: a restarted node finds the cluster through any one that is up.
+        `  routes: [${spec.nodes.filter((o) => o !== n).map((o) => q(route(o))).join(', ')}]`,
+        '}',
+      ]),
     ];
     if (spec.auth) lines.push(serverAuthConfig(spec.auth).trimEnd());
     return { name: n.name, url: `nats://${n.address}:${port}`, monitorUrl: `http://${n.address}:${monitor}`, text: lines.join('\n') + '\n' };

@@ -100,3 +100,10 @@ t.test('the scripts are idempotent: start twice runs one process; stop stops it'
   t.equal(failing.code, 1);
   t.match(failing.stdout, /failed\nno such thing/, 'a process that exits at once is reported failed, with its log');
 });
+
+t.test('a single node runs standalone JetStream: no cluster block (nats-server refuses one without routes)', async (t) => {
+  const [c] = natsClusterConfig({ cluster: 'one', nodes: [nodes[0]!] });
+  t.match(c!.text, /jetstream \{\n {2}store_dir:/);
+  t.notMatch(c!.text, /cluster \{/);
+  t.notMatch(c!.text, /routes:/);
+});
