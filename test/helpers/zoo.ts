@@ -16,3 +16,18 @@ export async function registerZooModel(client: RegistryClient, name: string, eve
     await client.deleteUpload(validation);
   }
 }
+
+/**
+ * registerZooModel against a controller started in another process, which may still be
+ * subscribing: "nothing serves" is retried every 200 ms, up to 100 times.
+ */
+export async function registerZooModelWhenServed(client: RegistryClient, name: string, tries = 100): Promise<ModelInfo> {
+  for (let i = 0; ; i++) {
+    try {
+      return await registerZooModel(client, name);
+    } catch (err) {
+      if (i >= tries || !/nothing serves/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}

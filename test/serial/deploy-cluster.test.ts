@@ -20,7 +20,7 @@ import { QueryClient } from '../../runtime/client/query-client.js';
 import { arrayToTensor } from '../../runtime/bus/codec.js';
 import { loadSplit } from '../../zoo/data.js';
 import { ZOO_TASK } from '../../zoo/index.js';
-import { registerZooModel } from '../helpers/zoo.js';
+import { registerZooModelWhenServed } from '../helpers/zoo.js';
 import { makeTestHosts } from '../helpers/hosts.js';
 import { untilServing } from '../helpers/system.js';
 import type { WorkerRecord } from '../../schemas/worker.js';
@@ -71,16 +71,7 @@ t.test('a 3-node cluster keeps serving and keeps its models when one NATS node i
 
   const client = new RegistryClient(nc, stores);
   // The controller may still be starting (its registrar not yet subscribed: no responders).
-  const registered = async (tries = 0): Promise<Awaited<ReturnType<typeof registerZooModel>>> => {
-    try {
-      return await registerZooModel(client, 'mlp-small');
-    } catch (err) {
-      if (tries >= 100 || !/nothing serves/.test((err as Error).message)) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-      return registered(tries + 1);
-    }
-  };
-  const info = await registered();
+  const info = await registerZooModelWhenServed(client, 'mlp-small');
   t.ok(info.variants.length > 0, `mlp-small registered with ${info.variants.length} variants`);
   await untilServing(nc, 500);
 

@@ -5,7 +5,6 @@
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BIN, runInfaas } from '../helpers/cli.js';
@@ -18,21 +17,11 @@ import { QueryClient } from '../../runtime/client/query-client.js';
 import { arrayToTensor } from '../../runtime/bus/codec.js';
 import { loadSplit } from '../../zoo/data.js';
 import { ZOO_TASK } from '../../zoo/index.js';
-import { registerZooModel } from '../helpers/zoo.js';
+import { registerZooModelWhenServed } from '../helpers/zoo.js';
 import { untilServing } from '../helpers/system.js';
+import { freePort } from '../helpers/hosts.js';
 
 const SSHD = ['/usr/sbin/sshd', '/usr/bin/sshd'].find((p) => existsSync(p));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts sshd on 127.0.0.1:port for this user's key; resolves once it listens, or with why it could not. */
 async function startSshd(dir: string, port: number): Promise<{ child: ChildProcess } | { why: string }> {
@@ -114,17 +103,7 @@ t.test('infaas deploy over ssh: up, serve, status, down', { skip: SSHD ? false :
   cleanups.push(() => closeBus(nc));
   const stores = await openStores(nc);
   const client = new RegistryClient(nc, stores);
-  const registered = async (tries = 0): Promise<Awaited<ReturnType<typeof registerZooModel>>> => {
-    try {
-      return await registerZooModel(client, 'mlp-small');
-    } catch (err) {
-      // The controller may still be subscribing (no responders yet).
-      if (tries >= 100 || !/nothing serves/.test((err as Error).message)) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-      return registered(tries + 1);
-    }
-  };
-  const info = await registered();
+  const info = await registerZooModelWhenServed(client, 'mlp-small');
   t.ok(info.variants.length > 0, `mlp-small registered with ${info.variants.length} variants through the deployment`);
   await untilServing(nc, 1000);
   const { images } = loadSplit('validation', 1);
