@@ -35,6 +35,8 @@ export const WorkerRecord = Type.Object(
       instances: Type.Integer({ minimum: 0 }),
       queued: Type.Integer({ minimum: 0 }),
       qps: Type.Number({ minimum: 0 }),
+      /** Measured fetch speed of inputs by reference from the blobs bucket (ms per MiB); absent until one is fetched. */
+      blobFetchMsPerMiB: Type.Optional(Type.Number({ minimum: 0 })),
     }, { additionalProperties: false }),
     startedAt: EpochMs,
     /** Epoch milliseconds of the latest heartbeat; readers treat a record older than a few windows as dead. */

@@ -13,7 +13,9 @@ import { BLOB_TTL_MS, putTensor } from '../runtime/bus/blobs.js';
 import { QueryClient } from '../runtime/client/query-client.js';
 import { startDispatcher } from '../actors/dispatcher/index.js';
 import { silentLogger } from '../runtime/log.js';
-import { buckets, subjects } from '../subjects/index.js';
+import { buckets, keys, subjects } from '../subjects/index.js';
+import { kvGet } from '../runtime/bus/store.js';
+import type { WorkerRecord } from '../schemas/worker.js';
 import type { QueryResult } from '../schemas/query.js';
 import { startTestSystem, startTestWorker } from './helpers/system.js';
 import { rejectsWith } from './helpers/expect.js';
@@ -73,7 +75,7 @@ t.test('12 MiB tensors are served end to end by reference, equal to direct ONNX 
   });
   await sys.client.deleteUpload(object);
   t.ok(info.variants.length > 0, 'registered with variants');
-  await startTestWorker(t, sys);
+  const worker = await startTestWorker(t, sys);
   const dispatcher = await startDispatcher({ nc: sys.nc, stores: sys.stores, log: silentLogger, controllerId: 'big' });
   t.teardown(() => dispatcher.stop());
   const direct = await ort.InferenceSession.create(bytes);
@@ -101,6 +103,21 @@ t.test('12 MiB tensors are served end to end by reference, equal to direct ONNX 
       t.ok(same, `query ${i}: y = 2x`);
     });
     t.same(await live(sys.stores.blobs.os), [], 'no blob left behind');
+  });
+
+  t.test("the worker's record reports how fast it fetches inputs by reference, and the dispatcher budgets for it", async (t) => {
+    // The heartbeat rewrites the record once a window; the fetches above are measured by now.
+    let rate: number | undefined;
+    for (let i = 0; i < 50 && rate === undefined; i++) {
+      rate = (await kvGet<WorkerRecord>(sys.stores.workers, keys.worker(worker.id)))?.value.usage.blobFetchMsPerMiB;
+      if (rate === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.ok(rate !== undefined && rate > 0, `measured: ${rate?.toFixed(2)} ms per MiB`);
+    // A 2 ms objective for a 12 MiB input by reference is INFEASIBLE, and the error counts the
+    // fetch in the budget (from the workers' records, which the dispatcher watches).
+    const err = await rejectsWith(t, qc.query({ model: 'doubler', inputs: { x: arrayToTensor('float32', [1, C, H, W], x) }, slo: { latencyMs: 2 } }, { retry: false }), 'INFEASIBLE', 'a 2 ms objective');
+    t.match(err?.message ?? '', /of which \d+(\.\d+)? ms serving path and ~\d+(\.\d)? ms fetching inputs by reference/, `the budget names the fetch: ${err?.message.slice(0, 200)}`);
+    t.ok(Number(err?.details?.fetchMs) > 0, `details.fetchMs ${Number(err?.details?.fetchMs).toFixed(1)} for ${(x.byteLength / 1048576).toFixed(0)} MiB`);
   });
 
   t.test('an answer on a result subject comes by reference too, resolved by results()', async (t) => {

@@ -87,3 +87,23 @@ t.test('blobs are chunked within a small max payload, and read back whole', asyn
   t.same(tensorToArray(await fetchTensor(blobs, r, 'x')), values, 'read back whole, digest checked');
   t.same(await blobs.os.getBlob(r.ref.object), new Uint8Array(values.buffer), "and nats.js's own reader agrees (the Object Store format)");
 });
+
+t.test('fetch time of inputs by reference: measured per MiB, estimated per query', async (t) => {
+  const { FetchRate, fetchEstimateMs, referencedBytes, DEFAULT_BLOB_MS_PER_MIB } = await import('../runtime/bus/blobs.js');
+  const r = new FetchRate();
+  t.equal(r.msPerMiB, undefined, 'nothing measured yet');
+  r.note(1024, 50);
+  t.equal(r.msPerMiB, undefined, 'a fetch under 64 KiB says little per byte: ignored');
+  r.note(4 * 1024 * 1024, 20);
+  t.equal(r.msPerMiB, 5, 'first sample: 20 ms for 4 MiB');
+  r.note(2 * 1024 * 1024, 2);
+  t.equal(r.msPerMiB, 0.8 * 5 + 0.2 * 1, 'smoothed');
+  const named = {
+    a: { dtype: 'float32' as const, shape: [1, 1024, 1024], ref: { object: 'o1', bytes: 4 * 1024 * 1024 } },
+    b: { dtype: 'float32' as const, shape: [1], data: new Uint8Array(4) },
+  };
+  t.equal(referencedBytes(named), 4 * 1024 * 1024, 'only the reference counts');
+  t.equal(fetchEstimateMs(referencedBytes(named), 3), 12);
+  t.equal(fetchEstimateMs(referencedBytes(named)), 4 * DEFAULT_BLOB_MS_PER_MIB, 'the default before any measurement');
+  t.equal(fetchEstimateMs(referencedBytes({ b: named.b }), 3), 0, 'inline only: nothing to fetch');
+});

@@ -17,7 +17,7 @@ import type { Logger } from '../../runtime/log.js';
 import { RegistryView } from '../../runtime/views/registry-view.js';
 import type { Stores } from '../../runtime/bus/store.js';
 import { EndpointErrors, addService } from '../../runtime/bus/service.js';
-import { FORWARD_HEADROOM_BYTES, maxPayloadOf } from '../../runtime/bus/blobs.js';
+import { FORWARD_HEADROOM_BYTES, fetchEstimateMs, maxPayloadOf, referencedBytes } from '../../runtime/bus/blobs.js';
 import { dispatcherMachine } from './machine.js';
 import { BUSY_CHECK_MS, DEAR_CHECK_MS, selectVariant, unplacedClasses, warmUpCheaper, warmUpWhenBusy, type Selection, type SelectionRequest, type Snapshot } from './select-variant.js';
 import { SnapshotBuilder } from './snapshot.js';
@@ -154,6 +154,16 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     }
     return specs;
   };
+  /**
+   * Expected time for a worker to fetch the query's inputs by reference from the blobs bucket (0
+   * when all are inline): the live workers' measured speed (their median), else a default.
+   */
+  const fetchMsOf = (q: Query): number => {
+    const bytes = referencedBytes(q.inputs);
+    if (bytes === 0) return 0;
+    const rates = cluster.liveWorkers().map((w) => w.usage.blobFetchMsPerMiB).filter((r): r is number => r !== undefined).sort((a, b) => a - b);
+    return fetchEstimateMs(bytes, rates.length > 0 ? rates[Math.floor(rates.length / 2)] : undefined);
+  };
   /** The query's input elements per sample, from its shapes only: selection predicts latency at its size. */
   const elementsOf = (q: Query): number => sampleElements(q.inputs, specsOf(q));
 
@@ -218,9 +228,12 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
     // Selection judges against the effective deadline, not only the objective (a deadline already
     // past is DEADLINE_EXCEEDED below, unless the objective itself is infeasible: that says more).
     const budgetMs = Math.round((deadline - now) * 100) / 100;
+    // Inputs by reference are fetched by the worker before they run: that time comes off the budget.
+    const fetchMs = fetchMsOf(q);
+    const pathMs = options.pathOverheadMs + fetchMs;
     const request: SelectionRequest = {
       ...(q.task !== undefined ? { task: q.task } : {}), ...(q.model !== undefined ? { model: q.model } : {}), ...(q.variant !== undefined ? { variant: q.variant } : {}),
-      batch: c.batch, latencyMs: Math.min(q.slo.latencyMs - options.pathOverheadMs, budgetMs - options.pathAheadMs), minAccuracy: q.slo.minAccuracy ?? 0, now,
+      batch: c.batch, latencyMs: Math.min(q.slo.latencyMs - pathMs, budgetMs - options.pathAheadMs - fetchMs), minAccuracy: q.slo.minAccuracy ?? 0, now,
       ...(q.slo.maxCostPerQuery !== undefined ? { maxCostPerQuery: q.slo.maxCostPerQuery } : {}),
       elements: elementsOf(q),
     };
@@ -242,8 +255,8 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       // The paper's behaviour on request: the fastest variant at the accuracy floor, late by design.
       const closest = policy(snap, { ...request, latencyMs: sel.achievable.lowestLatencyMs * (1 + 1e-9), ignoreLoadTime: true });
       if (closest.kind !== 'infeasible') {
-        note = `closest: nothing meets ${q.slo.latencyMs} ms at accuracy >= ${request.minAccuracy}; served ${closest.variantId}, expected ~${(closest.expectedMs + options.pathOverheadMs).toFixed(1)} ms`;
-        forwardDeadline = now + Math.max(budgetMs, 2 * (closest.expectedMs + options.pathOverheadMs) + 1000);
+        note = `closest: nothing meets ${q.slo.latencyMs} ms at accuracy >= ${request.minAccuracy}; served ${closest.variantId}, expected ~${(closest.expectedMs + pathMs).toFixed(1)} ms`;
+        forwardDeadline = now + Math.max(budgetMs, 2 * (closest.expectedMs + pathMs) + 1000);
         sel = closest;
       }
     }
@@ -266,15 +279,15 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
         if (warm) { warmUp(warm, budgetMs, now); builder.noteLoad(warm.workerId, warm.variantId); }
       }
       const retryAfterMs = Math.max(1, Math.ceil(sel.retryAfterMs));
-      throw new InfaasError(ErrorCode.NoCapacity, `every instance that could serve this is busy: the soonest (${sel.variantId} on ${sel.workerId}) would take ~${(sel.expectedMs + options.pathOverheadMs).toFixed(1)} ms, the budget is ${budgetMs} ms; retry in ~${retryAfterMs} ms`, {
-        variant: sel.variantId, worker: sel.workerId, expectedMs: sel.expectedMs + options.pathOverheadMs, retryAfterMs,
+      throw new InfaasError(ErrorCode.NoCapacity, `every instance that could serve this is busy: the soonest (${sel.variantId} on ${sel.workerId}) would take ~${(sel.expectedMs + pathMs).toFixed(1)} ms, the budget is ${budgetMs} ms; retry in ~${retryAfterMs} ms`, {
+        variant: sel.variantId, worker: sel.workerId, expectedMs: sel.expectedMs + pathMs, retryAfterMs,
       });
     }
     if (sel.kind === 'infeasible') {
       if (snap.workers.size === 0 || sel.reason === ROOM) noteUnplaced(snap, request);
       if (snap.workers.size === 0) throw new InfaasError(ErrorCode.NoWorker, 'no worker is available (start one: infaas worker -s URL)', { retryAfterMs: 1000 });
       if (budgetMs < q.slo.latencyMs) {
-        const whole = policy(snap, { ...request, latencyMs: q.slo.latencyMs - options.pathOverheadMs });
+        const whole = policy(snap, { ...request, latencyMs: q.slo.latencyMs - pathMs });
         // The objective is feasible; only the time left of it (a retry, a caller's deadline) is not.
         if (whole.kind !== 'infeasible') {
           throw new InfaasError(ErrorCode.DeadlineExceeded, budgetMs <= 0
@@ -291,13 +304,13 @@ export async function startDispatcher(config: DispatcherConfig): Promise<Dispatc
       // What is achievable end to end: the profiled latency plus the serving path.
       if (sel.kind !== 'infeasible') throw new InfaasError(ErrorCode.Internal, 'selection changed its mind');
       const a = sel.achievable;
-      const lowest = a.lowestLatencyMs !== undefined ? a.lowestLatencyMs + options.pathOverheadMs : undefined;
+      const lowest = a.lowestLatencyMs !== undefined ? a.lowestLatencyMs + pathMs : undefined;
       const offer = [
         lowest !== undefined ? `lowest latency at accuracy >= ${a.atAccuracy}: ${lowest.toFixed(2)} ms` : '',
         a.highestAccuracy !== undefined ? `highest accuracy within ${q.slo.latencyMs} ms: ${a.highestAccuracy.toFixed(4)}` : '',
       ].filter(Boolean).join('; ');
-      throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${q.slo.latencyMs} ms, of which ${options.pathOverheadMs} ms serving path; accuracy floor ${request.minAccuracy})${offer ? `. Achievable: ${offer}` : ''}${lowest !== undefined ? '; send slo.onInfeasible "closest" to be served the fastest anyway' : ''}`, {
-        reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs,
+      throw new InfaasError(ErrorCode.Infeasible, `${sel.reason} (objective ${q.slo.latencyMs} ms, of which ${options.pathOverheadMs} ms serving path${fetchMs > 0 ? ` and ~${fetchMs.toFixed(1)} ms fetching inputs by reference` : ''}; accuracy floor ${request.minAccuracy})${offer ? `. Achievable: ${offer}` : ''}${lowest !== undefined ? '; send slo.onInfeasible "closest" to be served the fastest anyway' : ''}`, {
+        reason: sel.reason, atAccuracy: a.atAccuracy, withinMs: q.slo.latencyMs, pathOverheadMs: options.pathOverheadMs, ...(fetchMs > 0 ? { fetchMs } : {}),
         ...(lowest !== undefined ? { lowestLatencyMs: lowest } : {}), ...(a.highestAccuracy !== undefined ? { highestAccuracy: a.highestAccuracy } : {}),
       });
     }

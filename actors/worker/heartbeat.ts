@@ -15,6 +15,8 @@ export interface HeartbeatDeps {
   log: Logger;
   thresholds: MonitorOptions['thresholds'];
   event: (type: WorkerEventType, message: string, fields?: Partial<WorkerEvent>) => void;
+  /** Measured fetch speed from the blobs bucket (ms per MiB), once there is one. */
+  blobFetchMsPerMiB?: () => number | undefined;
 }
 
 export class Heartbeat {
@@ -50,6 +52,8 @@ export class Heartbeat {
       ...this.cpu.sample(), rssBytes: process.memoryUsage().rss, threadsReserved: reserved.threads, memoryReserved: reserved.memory,
       instances: records.length, queued: records.reduce((a, x) => a + x.queueLength, 0), qps: records.reduce((a, x) => a + x.serviceRate, 0),
     };
+    const fetch = this.d.blobFetchMsPerMiB?.();
+    if (fetch !== undefined) this.usage.blobFetchMsPerMiB = fetch;
   }
 
   write(state: WorkerRecord['state']): Promise<number> {

@@ -17,6 +17,7 @@ import type { InstanceOptions, VariantInstance } from '../instance/index.js';
 import { defaultMonitorOptions, monitorMachine, type MonitorOptions } from '../monitor/index.js';
 import { autoscalerMachine, defaultScalingSettings, type ScalingSettings } from '../model-autoscaler/index.js';
 import { ScalingRunner } from './scaling.js';
+import { FetchRate } from '../../runtime/bus/blobs.js';
 import { defaultInferenceOptions, inferenceHandler, type AcceptedQuery, type InferenceOptions } from './inference.js';
 import { workerMachine } from './machine.js';
 import { addControlEndpoints } from './control.js';
@@ -107,7 +108,9 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
   };
 
   const registry = new InstanceRegistry({ worker, view, stores, log, event, instanceOptions: config.instance, inlineBelowMs: config.inlineBelowMs ?? INLINE_BELOW_MS });
-  const heartbeat = new Heartbeat({ worker, registry, stores, log, event, thresholds: monitorOptions.thresholds });
+  // How fast inputs by reference come from the blobs bucket here: the worker's record reports it to dispatchers.
+  const fetchRate = new FetchRate();
+  const heartbeat = new Heartbeat({ worker, registry, stores, log, event, thresholds: monitorOptions.thresholds, blobFetchMsPerMiB: () => fetchRate.msPerMiB });
   const actor = createActor(workerMachine.provide({
     actors: {
       announce: fromVoid(async () => { await heartbeat.write('ready'); }),
@@ -132,7 +135,7 @@ export async function startWorker(config: WorkerConfig): Promise<Worker> {
     name: services.worker, version: '0.1.0', description: 'INFaaS worker: variant instances, batching, monitor, model-autoscaler',
     metadata: { workerId: id, hardwareClass, threads: String(threads) },
   });
-  const data = inferenceHandler(nc, router, inference, log, stores.blobs, (err) => errors.count('infer', err));
+  const data = inferenceHandler(nc, router, inference, log, stores.blobs, (err) => errors.count('infer', err), fetchRate);
   srv.addEndpoint('infer', { subject: subjects.worker.infer(id), handler: data.handler });
   addControlEndpoints(srv, {
     workerId: id, log, instances: () => registry.live(), startInstance: (v) => registry.start(v), load: (v) => registry.load(v), record: (i) => registry.record(i),

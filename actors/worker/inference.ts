@@ -1,6 +1,7 @@
 // The worker dispatcher's data plane: decode and validate a forwarded query, enforce its deadline,
 // route it to an instance of its variant, and answer exactly once, straight to the client's reply
 // subject or to the query's result subject.
+import { performance } from 'node:perf_hooks';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection, type ServiceMsg } from 'nats';
 import type { QueryResult } from '../../schemas/query.js';
 import type { BlobRef, Tensor } from '../../schemas/tensor.js';
@@ -10,7 +11,7 @@ import { validate } from '../../schemas/validate.js';
 import { checkVariantId, headerNames, subjects } from '../../subjects/index.js';
 import { isAnswerSubject } from '../../subjects/access.js';
 import { decodePayload, encodeErrorReply, encodePayload, headerEpochMs, headersOf, isJson, tensorForJson } from '../../runtime/bus/codec.js';
-import { ANSWER_HEADROOM_BYTES, chooseOffload, encodedSizes, type BlobStore, hasRefs, maxPayloadOf, messageBytes, offload, refsOf, resolveTensors } from '../../runtime/bus/blobs.js';
+import { ANSWER_HEADROOM_BYTES, FetchRate, chooseOffload, encodedSizes, type BlobStore, hasRefs, maxPayloadOf, messageBytes, offload, referencedBytes, refsOf, resolveTensors } from '../../runtime/bus/blobs.js';
 import { ErrorCode, InfaasError, toInfaasError } from '../../schemas/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import { checkInputs, type Outcome, type VariantInstance } from '../instance/index.js';
@@ -60,7 +61,7 @@ export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt:
  * fetched from it before routing to an instance, and outputs too big for one answer are put in it.
  * `onError` hears of every error answer sent (the worker counts them for `nats micro stats`).
  */
-export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore, onError?: (err: InfaasError) => void) {
+export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore, onError?: (err: InfaasError) => void, fetchRate = new FetchRate()) {
   const sendError = (route: AnswerRoute, err: InfaasError): void => {
     if (publish(route, encodeErrorReply(err, route.json, route.resultSubject ? route.id : undefined))) onError?.(err);
   };
@@ -157,7 +158,9 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       // Inputs by reference: refused or sent back before the fetch when this worker cannot take the query.
       route(a, a.receivedAt);
       if (a.route.resultSubject) a = { ...a, route: { ...a.route, inputBlobs: refsOf(a.req.inputs) } };
+      const fetchStarted = performance.now();
       resolveTensors(blobs, a.req.inputs, 'input', options.maxReferencedBytes).then((inputs) => {
+        fetchRate.note(referencedBytes(a.req.inputs), performance.now() - fetchStarted);
         try {
           const now = Date.now();
           admit(a, now, 'while its inputs were fetched from the blobs bucket');
@@ -201,7 +204,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       sendError(route, ie);
     }
   };
-  return { handler, accept };
+  return { handler, accept, fetchRate };
 }
 
 /**

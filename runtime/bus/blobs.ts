@@ -167,6 +167,42 @@ export function hasRefs(named: Record<string, WireTensor>): boolean {
   return false;
 }
 
+/** Bytes waiting in the blobs bucket for these tensors (0 when all are inline). */
+export function referencedBytes(named: Record<string, WireTensor>): number {
+  let n = 0;
+  for (const t of Object.values(named)) if (isTensorRef(t)) n += t.ref.bytes;
+  return n;
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * Until a worker has measured its fetches: milliseconds per MiB fetched from the blobs bucket. A
+ * guess from this 2-core machine (a 12 MiB tensor took tens of ms); measurements replace it.
+ */
+export const DEFAULT_BLOB_MS_PER_MIB = 4;
+
+/**
+ * A worker's measured fetch speed from the blobs bucket, ms per MiB, smoothed over fetches of at
+ * least 64 KiB (smaller ones are mostly a round trip and say little per byte).
+ */
+export class FetchRate {
+  private rate?: number;
+  note(bytes: number, ms: number): void {
+    if (bytes < 64 * 1024 || !(ms >= 0)) return;
+    const sample = ms / (bytes / MIB);
+    this.rate = this.rate === undefined ? sample : 0.8 * this.rate + 0.2 * sample;
+  }
+  get msPerMiB(): number | undefined {
+    return this.rate;
+  }
+}
+
+/** Expected time to fetch `bytes` by reference at `msPerMiB` (0 for nothing by reference). */
+export function fetchEstimateMs(bytes: number, msPerMiB = DEFAULT_BLOB_MS_PER_MIB): number {
+  return bytes > 0 ? (bytes / MIB) * msPerMiB : 0;
+}
+
 /** The references among named tensors (what a client deletes once it has its answer). */
 export function refsOf(named: Record<string, WireTensor>): BlobRef[] {
   return Object.values(named).filter(isTensorRef).map((t) => t.ref);
