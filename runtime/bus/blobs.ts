@@ -177,10 +177,11 @@ export function referencedBytes(named: Record<string, WireTensor>): number {
 const MIB = 1024 * 1024;
 
 /**
- * Until a worker has measured its fetches: milliseconds per MiB fetched from the blobs bucket. A
- * guess from this 2-core machine (a 12 MiB tensor took tens of ms); measurements replace it.
+ * Until a worker has measured its fetches: milliseconds per MiB fetched from the blobs bucket. The
+ * median of ten gets of 4 and 12 MiB blobs on a quiet 2-core machine (4.0-14.5 ms per MiB, local
+ * nats-server); measurements replace it.
  */
-export const DEFAULT_BLOB_MS_PER_MIB = 4;
+export const DEFAULT_BLOB_MS_PER_MIB = 6;
 
 /**
  * A worker's measured fetch speed from the blobs bucket, ms per MiB, smoothed over fetches of at
