@@ -59,7 +59,8 @@ export interface AcceptedQuery { req: InferRequest; deadline: number; startedAt:
 /**
  * `blobs` is the bucket of tensors by reference (claim check): inputs that came by reference are
  * fetched from it before routing to an instance, and outputs too big for one answer are put in it.
- * `onError` hears of every error answer sent (the worker counts them for `nats micro stats`).
+ * `onError` hears of every error answer sent (the worker counts them for `nats micro stats`);
+ * `fetchRate` hears how long each fetch of inputs by reference took (the worker's record reports it).
  */
 export function inferenceHandler(nc: NatsConnection, router: Router, options: InferenceOptions, log: Logger, blobs: BlobStore, onError?: (err: InfaasError) => void, fetchRate = new FetchRate()) {
   const sendError = (route: AnswerRoute, err: InfaasError): void => {
@@ -204,7 +205,7 @@ export function inferenceHandler(nc: NatsConnection, router: Router, options: In
       sendError(route, ie);
     }
   };
-  return { handler, accept, fetchRate };
+  return { handler, accept };
 }
 
 /**

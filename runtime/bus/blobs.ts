@@ -170,7 +170,8 @@ export function hasRefs(named: Record<string, WireTensor>): boolean {
 /** Bytes waiting in the blobs bucket for these tensors (0 when all are inline). */
 export function referencedBytes(named: Record<string, WireTensor>): number {
   let n = 0;
-  for (const t of Object.values(named)) if (isTensorRef(t)) n += t.ref.bytes;
+  // for-in: the dispatcher asks this of every query, most with no reference at all.
+  for (const k in named) { const t = named[k]; if (isTensorRef(t)) n += t.ref.bytes; }
   return n;
 }
 

@@ -69,7 +69,8 @@ export class ClusterView {
 
   /**
    * Workers that are ready and heartbeating: a record rewritten within `staleMs` of this process's
-   * clock (a writer's clock may be skewed; a record loaded at start counts from its heartbeat).
+   * clock (a writer's clock may be skewed; a record loaded at start counts from its heartbeat),
+   * not counting a silence of the whole feed (feedSilenceGrace), and not found dead since.
    */
   liveWorkers(now = Date.now()): WorkerRecord[] {
     const ready: { w: WorkerRecord; heard: number; down: boolean }[] = [];
